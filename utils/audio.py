@@ -130,8 +130,8 @@ def decode(path: str | os.PathLike, offset: float = 0.0,
     if problem:
         raise TruncatedAudioError(path, problem)
     sr, blocks = _decode(path, fmt, offset, duration)
-    parts = list(blocks)
-    y = np.concatenate(parts) if len(parts) != 1 else parts[0]
+    parts = list(blocks) or [np.zeros(0, np.float32)]
+    y = parts[0] if len(parts) == 1 else np.concatenate(parts)
     if y.size == 0:
         where = f" after {offset:g} s" if offset else ""
         raise AudioDecodeError(path, f"no audio samples{where}")

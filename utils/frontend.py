@@ -88,8 +88,8 @@ class FrontEnd:
 
     @property
     def floor(self) -> float:
-        """Log value of silence, used to pad: -100 (dB) or 0 (log10_1p)."""
-        return 10 * np.log10(AMIN) if self.log == "db" else 0.0
+        """Log value of silence, used to pad: -100 dB (as float32 computes it) or 0 (log10_1p)."""
+        return float(np.float32(10) * np.log10(np.float32(AMIN))) if self.log == "db" else 0.0
 
     @property
     def window_seconds(self) -> float:
