@@ -7,7 +7,8 @@ import pytest
 import soundfile as sf
 
 from utils import audio
-from utils.frontend import MUSICNN, FrontEnd, LogMel, fix_frames, logmel_files, window_starts, windows
+from utils.frontend import (MUSICNN, FrontEnd, LogMel, fix_frames, logmel_files, stream_windows,
+                            window_starts, windows)
 
 
 def librosa_logmel(y: np.ndarray, fe: FrontEnd) -> np.ndarray:
@@ -124,3 +125,20 @@ def test_float_wav_above_full_scale_is_kept(tmp_path, gtzan_wavs):
     loud = tmp_path / "loud.wav"
     sf.write(loud, 4 * y, sr, subtype="FLOAT")
     assert np.abs(audio.load(loud, sr)).max() > 1.0
+
+
+@pytest.mark.parametrize("n_frames", [70, 128, 300, 1293])
+def test_streamed_windows_equal_windows_of_the_whole(n_frames):
+    fe = FrontEnd()
+    S = np.random.default_rng(0).normal(size=(n_frames, fe.n_mels)).astype(np.float32)
+    whole = windows(S, fe)
+    for block in (1, 50, 128, 1000):
+        got = list(stream_windows((S[i:i + block] for i in range(0, n_frames, block)), fe))
+        assert [s for s, _ in got] == list(window_starts(n_frames, fe))
+        np.testing.assert_array_equal(np.stack([w for _, w in got]), whole)
+
+
+def test_streamed_windows_refuse_a_too_short_track():
+    fe = FrontEnd()
+    with pytest.raises(audio.TooShortError, match="x.mp3: too short"):
+        list(stream_windows([np.zeros((10, fe.n_mels), np.float32)], fe, source="x.mp3"))

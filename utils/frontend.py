@@ -137,9 +137,8 @@ def mel_filterbank(fe: FrontEnd) -> np.ndarray:
 class LogMel:
     """Log-Mel spectrogram computer for one :class:`FrontEnd`.
 
-    Holds what every call shares: the Hann window, the Mel filterbank and
-    work buffers (so one instance must not be called from two threads at
-    once). ``LogMel(fe)(y)`` maps samples at ``fe.sample_rate`` Hz to a
+    Holds what every call shares: the Hann window and the Mel filterbank,
+    read-only, so one instance serves many threads. ``LogMel(fe)(y)`` maps samples at ``fe.sample_rate`` Hz to a
     float32 array ``(1 + len(y) // hop_length, n_mels)``.
     """
 
@@ -149,7 +148,7 @@ class LogMel:
         self.window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(fe.n_fft) / fe.n_fft)).astype(np.float32)
         self.filterbank = mel_filterbank(fe)
         self._band = _bands(self.filterbank)
-        self._frames = np.empty((block_frames, fe.n_fft), np.float32)
+        self.block_frames = block_frames  # 64 frames x n_fft floats: 512 KiB, stays in L2
 
     def __call__(self, y: np.ndarray) -> np.ndarray:
         """Log-Mel spectrogram of mono samples ``y`` (centred frames, zero padding)."""
@@ -186,11 +185,11 @@ class LogMel:
         frames = sliding_window_view(padded, fe.n_fft)[:: fe.hop_length]
         n = frames.shape[0]
         out = np.empty((n, fe.n_mels), np.float32)
-        block = self._frames.shape[0]
-        for s in range(0, n, block):
-            k = min(block, n - s)
-            np.multiply(frames[s:s + k], self.window, out=self._frames[:k])
-            _mel_power(scipy.fft.rfft(self._frames[:k], axis=1), *self._band, out[s:s + k])
+        block = np.empty((self.block_frames, fe.n_fft), np.float32)
+        for s in range(0, n, self.block_frames):
+            k = min(self.block_frames, n - s)
+            np.multiply(frames[s:s + k], self.window, out=block[:k])
+            _mel_power(scipy.fft.rfft(block[:k], axis=1), *self._band, out[s:s + k])
         if fe.log == "db":
             np.maximum(out, AMIN, out=out)
             np.log10(out, out=out)
@@ -309,3 +308,31 @@ def logmel_files(paths: Iterable[str | Path], lm: LogMel, prefetch: int = 2,
                 yield result(done, fut.result())
         for done, fut in queue:
             yield result(done, fut.result())
+
+
+def stream_windows(frame_blocks: Iterable[np.ndarray], fe: FrontEnd,
+                   source: str = "input") -> Iterator[tuple[int, np.ndarray]]:
+    """Windows of a spectrogram that arrives in blocks of frames, in bounded memory.
+
+    Yields ``(start_frame, window)`` pairs, the same windows :func:`windows`
+    cuts from the whole spectrogram (and the same padding / refusal of short
+    tracks), holding at most one block plus one window of frames at a time.
+    """
+    W, hop = fe.window_frames, fe.window_hop
+    buf = np.zeros((0, fe.n_mels), np.float32)
+    first = 0  # absolute frame index of buf[0]
+    start = 0  # next window start
+    last_yielded = -1
+    for block in frame_blocks:
+        buf = np.concatenate([buf, block])
+        while start + W <= first + len(buf):
+            yield start, buf[start - first: start - first + W]
+            last_yielded, start = start, start + hop
+        keep_from = min(start, first + len(buf) - W)  # the final flush window may need the last W
+        if keep_from > first:
+            buf, first = buf[keep_from - first:], keep_from
+    n = first + len(buf)
+    if n < W:
+        yield 0, windows(buf, fe, source)[0]
+    elif last_yielded != n - W:
+        yield n - W, buf[n - W - first:]
