@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import __version__, audio
-from .frontend import FrontEnd, LogMel, logmel_files
+from . import __version__, audio, download
+from .datasets import DATASETS, DatasetError, load_dataset
+from .frontend import MUSICNN, FrontEnd, LogMel, logmel_files
 
 
 def _spectrograms(args: argparse.Namespace) -> int:
@@ -43,6 +44,27 @@ def _spectrograms(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _extract(args: argparse.Namespace) -> int:
+    from . import cache  # numba-compiled reading; only this command needs it
+
+    presets = {"default": FrontEnd(), "musicnn": MUSICNN}
+    fe = presets.get(args.frontend) or FrontEnd.from_json(args.frontend)
+    tracks, excluded = load_dataset(args.dataset, args.root, args.metadata, args.subset)
+    if tracks.empty:
+        print(f"fma-genre: error: {args.root}: no audio files", file=sys.stderr)
+        return 1
+    try:
+        summary = cache.extract(tracks, args.out, fe, shard_size=args.shard_size)
+    except cache.CacheError as err:
+        print(f"fma-genre: error: {err}", file=sys.stderr)
+        return 1
+    print(summary)
+    if len(excluded):
+        cache.write_excluded(args.out, excluded)
+        print(f"{len(excluded)} known-bad tracks left out (listed with reasons in {args.out / 'excluded.csv'})")
+    return 0
+
+
 def _save_atomic(path: Path, array: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -63,6 +85,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", help="audio files or folders")
     p.add_argument("--out", type=Path, help="also save each spectrogram as OUT/<name>.npy (frames x Mels, float32)")
     p.set_defaults(run=_spectrograms)
+
+    p = sub.add_parser(
+        "extract", help="extract log-Mel spectrograms of a dataset into a cache",
+        description="Decode every track once and store its log-Mel frames (float16) with an index in a "
+                    "cache folder that training reads. Resumable: run the same command again after an "
+                    "interruption. Files that fail are recorded with their error and skipped.")
+    p.add_argument("--dataset", choices=DATASETS, default="folder",
+                   help="fma: ROOT/<id[:3]>/<id>.mp3 with --metadata; gtzan: ROOT/<genre>/<genre>.000NN.wav; "
+                        "folder: ROOT/<label>/<file>, or a flat folder of unlabelled files (default: folder)")
+    p.add_argument("--root", type=Path, required=True, help="audio folder")
+    p.add_argument("--metadata", type=Path, help="fma: tracks.csv from fma_metadata, or a flat export "
+                                                 "such as fma-rock-vs-hiphop.csv.gz")
+    p.add_argument("--subset", choices=("small", "medium", "large", "full"), default="medium",
+                   help="fma with tracks.csv: the subset (default: medium)")
+    p.add_argument("--out", type=Path, required=True, help="cache folder (created)")
+    p.add_argument("--frontend", default="default",
+                   help="front-end parameters: default, musicnn, or a JSON file of them")
+    p.add_argument("--shard-size", type=int, default=64, help="tracks per shard (default: 64)")
+    p.set_defaults(run=_extract)
+
+    download.add_cli(sub)
     return parser
 
 
@@ -70,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except audio.AudioError as err:
+    except (audio.AudioError, DatasetError) as err:
         print(f"fma-genre: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -1,0 +1,274 @@
+"""The spectrogram cache on real sample audio: values, failures, resuming, refusal, reading."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from utils import audio, batches, cache, cli
+from utils.frontend import MUSICNN, FrontEnd, LogMel, windows
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "sample"
+FE = FrontEnd()
+
+
+def table(rows: list[tuple[str, Path, str | None, str | None]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["track_id", "path", "label", "split"])
+
+
+def gtzan(n_genres: int) -> pd.DataFrame:
+    """Two real clips of each of the first ``n_genres`` GTZAN genres, labelled."""
+    genres = sorted(p.name for p in (SAMPLE / "gtzan").iterdir())[:n_genres]
+    return table([(f"{g}.{i:05d}", SAMPLE / "gtzan" / g / f"{g}.{i:05d}.wav", g, None)
+                  for g in genres for i in (0, 1)])
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A cache of two real FMA mp3s and two GTZAN wavs, in two shards."""
+    tracks = table([
+        ("000002", SAMPLE / "fma/audio/000/000002.mp3", "Hip-Hop", "training"),
+        ("001039", SAMPLE / "fma/audio/001/001039.mp3", "Rock", "test"),
+        ("blues.00000", SAMPLE / "gtzan/blues/blues.00000.wav", "blues", None),
+        ("classical.00000", SAMPLE / "gtzan/classical/classical.00000.wav", "classical", "validation"),
+    ])
+    out = tmp_path_factory.mktemp("cache")
+    summary = cache.extract(tracks, out, FE, shard_size=3, progress=False)
+    return tracks, out, summary
+
+
+def test_extracted_windows_equal_logmel_in_float16(built):
+    tracks, out, summary = built
+    assert (summary.n_ok, summary.failures, summary.skipped_shards) == (4, (), 0)
+    assert np.load(out / "shards" / "00000.npy").dtype == np.float16
+    c = cache.Cache(out, FE)
+    w = c.windows()
+    lm = LogMel(FE)
+    for t in tracks.itertuples():
+        S = lm(audio.load(t.path, FE.sample_rate))
+        expected = windows(S, FE)
+        row = c.tracks.set_index("track_id").loc[t.track_id]
+        assert (row.status, row.n_frames, row.n_windows) == ("ok", len(S), len(expected))
+        assert row.label == t.label
+        assert pd.isna(row.split) if pd.isna(t.split) else row.split == t.split
+        got = c.read(w, np.flatnonzero(w.track_id == t.track_id))
+        assert got.dtype == np.float32 and got.shape == expected.shape
+        np.testing.assert_array_equal(got, expected.astype(np.float16).astype(np.float32))
+        np.testing.assert_allclose(got, expected, atol=0.032, rtol=0)  # float16 rounding, dB
+    assert summary.n_windows == len(w) == c.tracks.n_windows.sum()
+
+
+def test_windows_selected_by_split_and_labels(built):
+    _, out, _ = built
+    c = cache.Cache(out)
+    assert set(c.windows(split="training").track_id) == {"000002"}
+    assert set(c.windows(split=["training", "test"]).track_id) == {"000002", "001039"}
+    w = c.windows(labels={"Rock", "blues"})
+    assert set(w.track_id) == {"001039", "blues.00000"}
+    assert set(zip(w.track_id, w.label)) == {("001039", "Rock"), ("blues.00000", "blues")}
+    random_order = np.random.default_rng(0).permutation(len(w))
+    batch = c.read(w, random_order[:64])
+    for i, k in enumerate(random_order[:64]):  # each window, read alone, is the same
+        np.testing.assert_array_equal(batch[i], c.read(w, [k])[0])
+
+
+def test_undecodable_and_too_short_tracks_are_recorded_and_skipped(tmp_path):
+    (tmp_path / "notes.mp3").write_text("not audio, a text file renamed .mp3\n")
+    tone = np.sin(2 * np.pi * 440 * np.arange(int(0.5 * FE.sample_rate)) / FE.sample_rate)
+    sf.write(tmp_path / "short.wav", 0.5 * tone, FE.sample_rate)  # 0.5 s < min_frames (1.49 s)
+    tracks = table([("bad", tmp_path / "notes.mp3", "x", None),
+                    ("000002", SAMPLE / "fma/audio/000/000002.mp3", "Hip-Hop", None),
+                    ("short", tmp_path / "short.wav", "x", None)])
+    summary = cache.extract(tracks, tmp_path / "cache", FE, progress=False)
+    assert summary.n_ok == 1 and [tid for tid, _ in summary.failures] == ["bad", "short"]
+    c = cache.Cache(tmp_path / "cache")
+    idx = c.tracks.set_index("track_id")
+    assert idx.loc["bad", "status"] == "failed"
+    assert idx.loc["bad", "error"].startswith(f"NotAudioError: {tmp_path / 'notes.mp3'}: ")
+    assert idx.loc["short", "error"].startswith(f"TooShortError: {tmp_path / 'short.wav'}: too short: 0.5")
+    assert (idx.loc["short", "n_frames"], idx.loc["short", "n_windows"]) == (FE.n_frames(len(tone)), 0)
+    assert idx.loc["000002", "status"] == "ok" and pd.isna(idx.loc["000002", "error"])
+    assert set(c.windows().track_id) == {"000002"}
+    assert "2 failed" in str(summary) and "1 NotAudioError, 1 TooShortError" in str(summary)
+
+
+KILLED_RUN = textwrap.dedent("""
+    import sys, time
+    import pandas as pd
+    from utils import batches, cache
+
+    real = cache.logmel_files
+    def stalling(paths, lm, prefetch):  # hangs after the first track of the third shard
+        for item in real(paths, lm, prefetch):
+            yield item
+            if item[0].name == "country.00000.wav":
+                print("mid-shard", flush=True)
+                time.sleep(600)
+    cache.logmel_files = stalling
+    cache.extract(pd.read_csv(sys.argv[1], dtype=str), sys.argv[2], shard_size=2, progress=False,
+                  on_shard=lambda r: print("shard", r.number, flush=True))
+""")
+
+
+def test_killed_run_resumes_without_recomputing(tmp_path):
+    tracks = gtzan(4)  # 8 clips, 4 shards of 2
+    tracks.to_csv(tmp_path / "tracks.csv", index=False)
+    out = tmp_path / "cache"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(tmp_path / "tracks.csv"), str(out)],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stdout.readline().strip() for _ in range(3)]
+    finally:
+        proc.kill()  # SIGKILL: no cleanup runs
+        proc.wait()
+    assert lines == ["shard 0", "shard 1", "mid-shard"]
+    committed = sorted(p.name for p in (out / "shards").iterdir())
+    assert committed == ["00000.csv", "00000.npy", "00001.csv", "00001.npy"]
+    with pytest.raises(cache.CacheError, match="unfinished: 2 of 4 shards missing"):
+        cache.Cache(out)
+    partial = cache.Cache(out, allow_partial=True)  # what is visible is whole
+    assert set(partial.windows().track_id) == set(tracks.track_id[:4])
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "shards").iterdir()}
+
+    computed = []
+    summary = cache.extract(tracks, out, FE, progress=False, on_shard=lambda r: computed.append(r.number))
+    assert computed == [2, 3] and (summary.skipped_shards, summary.skipped_tracks, summary.n_ok) == (2, 4, 4)
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+    assert "4 skipped as done before (2 shards)" in str(summary)
+
+    ref = tmp_path / "ref"
+    cache.extract(tracks, ref, FE, shard_size=2, progress=False)
+    for n in range(4):
+        np.testing.assert_array_equal(np.load(out / f"shards/{n:05d}.npy"), np.load(ref / f"shards/{n:05d}.npy"))
+        assert (out / f"shards/{n:05d}.csv").read_text() == (ref / f"shards/{n:05d}.csv").read_text()
+
+
+def test_crash_while_writing_a_shard_leaves_no_partial_shard(tmp_path, monkeypatch):
+    tracks = gtzan(2)
+    out = tmp_path / "cache"
+    real_save = np.save
+    calls = []
+
+    def crash_in_second_shard(f, array):
+        calls.append(1)
+        if len(calls) == 2:  # write half the bytes of shard 1's data, then die
+            f.write(b"\x93NUMPY" + bytes(1000))
+            raise KeyboardInterrupt
+        real_save(f, array)
+
+    monkeypatch.setattr(cache.np, "save", crash_in_second_shard)
+    with pytest.raises(KeyboardInterrupt):
+        cache.extract(tracks, out, FE, shard_size=2, progress=False)
+    monkeypatch.setattr(cache.np, "save", real_save)
+    names = sorted(p.name for p in (out / "shards").iterdir())
+    assert names[:2] == ["00000.csv", "00000.npy"] and len(names) == 3 and names[2].endswith(".tmp")
+    assert set(cache.Cache(out, allow_partial=True).windows().track_id) == set(tracks.track_id[:2])
+
+    summary = cache.extract(tracks, out, FE, progress=False)
+    assert (summary.skipped_shards, summary.n_ok) == (1, 2)
+    assert not list((out / "shards").glob("*.tmp"))
+    whole = cache.Cache(out)
+    assert set(whole.windows().track_id) == set(tracks.track_id) and (whole.tracks.status == "ok").all()
+
+
+def test_other_front_end_or_tracks_are_refused(built, tmp_path):
+    tracks, out, _ = built
+    with pytest.raises(cache.CacheError, match=r"other front-end parameters \(n_mels: cache 128, asked 64\)"):
+        cache.Cache(out, FrontEnd(n_mels=64))
+    with pytest.raises(cache.CacheError) as err:
+        cache.extract(tracks, out, MUSICNN, progress=False)
+    assert "sample_rate: cache 22050, asked 16000" in str(err.value)
+    assert "log: cache 'db', asked 'log10_1p'" in str(err.value)
+    with pytest.raises(cache.CacheError, match=r"other tracks: 0 added \[\], 1 removed \['000002'\]"):
+        cache.extract(tracks[1:], out, FE, progress=False)
+    (tmp_path / "mine.txt").write_text("a user's file")
+    with pytest.raises(cache.CacheError, match="not empty and has no frontend.json"):
+        cache.extract(tracks, tmp_path, FE, progress=False)
+
+
+def test_window_dataset_batches(built):
+    _, out, _ = built
+    c = cache.Cache(out)
+    w = c.windows(labels=["Hip-Hop", "Rock"])
+    classes = ["Hip-Hop", "Rock"]
+    seen = []
+    ds = batches.WindowDataset(c, w, classes, batch_size=16, sample_weight={"Hip-Hop": 2.0, "Rock": 0.5},
+                             augment=lambda x, y: (x + 1.0, y), seed=1)
+    assert len(ds) == -(-len(w) // 16)
+    for epoch in range(2):
+        order = []
+        for i in range(len(ds)):
+            x, y, sw = ds[i]
+            idx = ds._order[i * 16:(i + 1) * 16]
+            assert x.shape == (len(idx), FE.window_frames, FE.n_mels) and x.dtype == np.float32
+            np.testing.assert_array_equal(x - 1.0, c.read(w, idx))
+            assert [classes[k] for k in y] == list(w.label[idx])
+            assert list(sw) == [2.0 if lab == "Hip-Hop" else 0.5 for lab in w.label[idx]]
+            order += list(idx)
+        assert sorted(order) == list(range(len(w)))
+        seen.append(order)
+        ds.on_epoch_end()
+    assert seen[0] != seen[1]  # reshuffled
+    predict = batches.WindowDataset(c, w, None, batch_size=16, shuffle=False)
+    np.testing.assert_array_equal(predict[0], c.read(w, np.arange(16)))
+    with pytest.raises(cache.CacheError, match=r"labels not in classes: \['Rock'\]"):
+        batches.WindowDataset(c, w, ["Hip-Hop"])
+
+
+FIT = textwrap.dedent("""
+    import sys, keras, numpy as np
+    from utils import batches, cache
+    c = cache.Cache(sys.argv[1])
+    w = c.windows(labels=["Hip-Hop", "Rock"])
+    ds = batches.WindowDataset(c, w, ["Hip-Hop", "Rock"], batch_size=8)
+    model = keras.Sequential([keras.Input(ds[0][0].shape[1:]), keras.layers.GlobalAveragePooling1D(),
+                              keras.layers.Dense(2, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    h = model.fit(ds, epochs=1, verbose=0)
+    p = model.predict(batches.WindowDataset(c, w, None, shuffle=False), verbose=0)
+    print(keras.backend.backend(), len(h.history["loss"]), np.isfinite(h.history["loss"][0]), p.shape)
+""")
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_window_dataset_trains_a_keras_model(built, backend):
+    pytest.importorskip(backend)
+    _, out, _ = built
+    n = len(cache.Cache(out).windows(labels=["Hip-Hop", "Rock"]))
+    run = subprocess.run([sys.executable, "-c", FIT, str(out)], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "KERAS_BACKEND": backend}, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == [backend, "1", "True", f"({n},", "2)"]
+
+
+def test_cli_extract(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["extract", "--help"])
+    assert stop.value.code == 0 and "--shard-size" in capsys.readouterr().out
+    argv = ["extract", "--dataset", "gtzan", "--root", str(SAMPLE / "gtzan"), "--out", str(tmp_path / "c")]
+    assert cli.main(argv) == 0
+    c = cache.Cache(tmp_path / "c")
+    assert f"20 tracks: 20 extracted ({len(c.windows())} windows), 0 failed" in capsys.readouterr().out
+    assert sorted(set(c.tracks.label)) == sorted(p.name for p in (SAMPLE / "gtzan").iterdir())
+    assert c.tracks.track_id.iloc[0] == "blues.00000"
+    assert cli.main(argv) == 0
+    assert "20 skipped as done before (1 shards)" in capsys.readouterr().out
+    assert cli.main(argv + ["--frontend", "musicnn"]) == 1
+    assert "other front-end parameters" in capsys.readouterr().err
+
+
+def test_cli_extract_fma_with_its_metadata(tmp_path, capsys):
+    argv = ["extract", "--dataset", "fma", "--root", str(SAMPLE / "fma" / "audio"),
+            "--metadata", str(SAMPLE / "fma" / "metadata" / "fma-rock-vs-hiphop.csv.gz"), "--out", str(tmp_path / "c")]
+    assert cli.main(argv) == 0
+    tracks = cache.Cache(tmp_path / "c").tracks.set_index("track_id")
+    assert len(tracks) == 10 and tracks.label["000002"] == "Hip-Hop" and tracks.label["001039"] == "Rock"
+    assert tracks.label.isna().sum() == 8

@@ -1,0 +1,189 @@
+"""Track tables for GTZAN and any folder, splits, class balance and resampling, on the real sample data."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from matplotlib.figure import Figure
+
+from utils import audio, datasets, fma
+from utils.datasets import SPLITS, TRACK_COLUMNS, DatasetError
+
+matplotlib.use("Agg")
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "sample"
+GTZAN = SAMPLE / "gtzan"
+EXPORT = SAMPLE / "fma" / "metadata" / "fma-rock-vs-hiphop.csv.gz"
+MP3 = SAMPLE / "fma" / "audio" / "000" / "000002.mp3"
+
+
+@pytest.fixture(scope="module")
+def gtzan() -> pd.DataFrame:
+    return datasets.gtzan(GTZAN)
+
+
+@pytest.fixture(scope="module")
+def rock_hiphop() -> pd.DataFrame:
+    """The real Rock / Hip-Hop export, known-bad clips excluded."""
+    return fma.load_export(EXPORT)[0]
+
+
+def test_gtzan_layout(gtzan):
+    assert list(gtzan.columns) == list(TRACK_COLUMNS)
+    assert len(gtzan) == 20 and gtzan.label.value_counts().eq(2).all() and gtzan.label.nunique() == 10
+    assert gtzan.track_id[0] == "blues.00000" and gtzan.track_id.is_unique
+    assert all(Path(p).is_file() and Path(p).parent.name == label for p, label in zip(gtzan.path, gtzan.label))
+    assert gtzan.split.isna().all() and gtzan.artist.isna().all()
+
+
+def test_gtzan_accepts_other_audio_formats(tmp_path):
+    (tmp_path / "blues").mkdir()
+    y, sr = audio.decode(GTZAN / "blues" / "blues.00000.wav", duration=2.0)
+    sf.write(tmp_path / "blues" / "blues.00000.flac", y, sr)
+    tracks = datasets.gtzan(tmp_path)
+    assert tracks.track_id.tolist() == ["blues.00000"] and tracks.label.tolist() == ["blues"]
+    assert audio.sniff(tracks.path[0]) == "flac"
+    (tmp_path / "blues" / "intro.wav").write_bytes((GTZAN / "blues" / "blues.00001.wav").read_bytes())
+    with pytest.raises(DatasetError, match=r"blues/intro.wav: not in the GTZAN layout"):
+        datasets.gtzan(tmp_path)
+
+
+def test_labelled_folder_and_flat_library(tmp_path):
+    tracks = datasets.folder(GTZAN)
+    assert tracks.track_id[0] == "blues/blues.00000" and tracks.label.nunique() == 10
+    shutil.copy(MP3, tmp_path / "loose.mp3")  # a flat file: no label
+    (tmp_path / "rock" / "live").mkdir(parents=True)
+    shutil.copy(MP3, tmp_path / "rock" / "live" / "song.mp3")  # label = first folder below the root
+    (tmp_path / "rock" / "._song.mp3").write_bytes(b"\0" * 4096)  # macOS resource fork: not audio
+    (tmp_path / "notes.txt").write_text("not audio")
+    tracks = datasets.folder(tmp_path).set_index("track_id")
+    assert tracks.index.tolist() == ["loose", "rock/live/song"]
+    assert pd.isna(tracks.label["loose"]) and tracks.label["rock/live/song"] == "rock"
+
+
+def test_folder_errors_name_the_folder(tmp_path):
+    with pytest.raises(DatasetError, match="nowhere: no such folder"):
+        datasets.folder(tmp_path / "nowhere")
+    with pytest.raises(DatasetError, match="000002.mp3: not a folder"):
+        datasets.folder(MP3)
+    (tmp_path / "notes.txt").write_text("not audio")
+    with pytest.raises(DatasetError, match=r"no audio files \(.mp3, .wav, .flac"):
+        datasets.folder(tmp_path)
+
+
+def test_track_table_checks_the_schema(gtzan):
+    with pytest.raises(DatasetError, match=r"src: track table lacks columns \['artist'\]"):
+        datasets.track_table(gtzan.drop(columns="artist"), "src")
+    with pytest.raises(DatasetError, match="track ids are not unique"):
+        datasets.track_table(pd.concat([gtzan, gtzan.head(1)]), "src")
+
+
+def test_splits_are_stratified_deterministic_and_exact(rock_hiphop):
+    split = datasets.make_splits(rock_hiphop, seed=0)
+    assert split.equals(datasets.make_splits(rock_hiphop, seed=0))
+    assert not split.equals(datasets.make_splits(rock_hiphop, seed=1))
+    share = split.value_counts(normalize=True)
+    assert np.allclose(share[list(SPLITS)], [0.8, 0.1, 0.1], atol=0.001)
+    hiphop = (rock_hiphop.label == "Hip-Hop").groupby(split).mean()
+    assert np.allclose(hiphop, (rock_hiphop.label == "Hip-Hop").mean(), atol=0.001)
+    other = datasets.make_splits(rock_hiphop, (0.7, 0.15, 0.15), seed=0).value_counts(normalize=True)
+    assert np.allclose(other[list(SPLITS)], [0.7, 0.15, 0.15], atol=0.001)
+
+
+def test_splits_keep_groups_together(rock_hiphop):
+    # The export has no artist; tracks uploaded in the same minute (real
+    # date_created values, 4,061 groups) stand in for artists here.
+    created = pd.read_csv(EXPORT, usecols=["track_id", "date_created"]).set_index("track_id").date_created
+    tracks = rock_hiphop.assign(artist=created.reindex(rock_hiphop.track_id.astype(int)).to_numpy())
+    tracks.loc[:99, "artist"] = None  # tracks without an artist are groups of one
+    split = datasets.make_splits(tracks, seed=0)
+    assert split.groupby(tracks.artist).nunique().max() == 1
+    assert np.allclose(split.value_counts(normalize=True)[list(SPLITS)], [0.8, 0.1, 0.1], atol=0.01)
+
+
+def test_split_leaves_unlabelled_tracks_out(gtzan):
+    tracks = gtzan.assign(label=gtzan.label.where(gtzan.index >= 4))
+    split = datasets.make_splits(tracks, (0.5, 0.5, 0.0))
+    assert split[:4].isna().all() and split[4:].notna().all()
+    assert (split[4:] == "training").sum() == 8 and "test" not in set(split)
+
+
+def test_split_fraction_errors():
+    with pytest.raises(ValueError, match="summing to 1"):
+        datasets._fold_counts((0.8, 0.1))
+    with pytest.raises(ValueError, match="summing to 1"):
+        datasets._fold_counts((0.8, 0.3, -0.1))
+    with pytest.raises(ValueError, match="multiples of 1/n"):
+        datasets._fold_counts((0.801, 0.1, 0.099))
+    assert datasets._fold_counts((1 / 3, 1 / 3, 1 / 3)).tolist() == [1, 1, 1]
+
+
+def test_repeated_folds_on_gtzan(gtzan):
+    folds = datasets.repeated_folds(gtzan, n_splits=2, n_repeats=3, seed=0)
+    assert folds.shape == (20, 3) and folds.notna().all().all()
+    for r in folds.columns:  # two clips per genre: one in each fold
+        assert (gtzan.label.groupby(folds[r]).value_counts() == 1).all()
+    assert folds.equals(datasets.repeated_folds(gtzan, n_splits=2, n_repeats=3, seed=0))
+    assert folds[0].ne(folds[1]).any() or folds[0].ne(folds[2]).any()
+
+
+def test_class_balance_table(rock_hiphop, gtzan):
+    tracks = rock_hiphop.assign(split=datasets.make_splits(rock_hiphop))
+    table = datasets.class_balance(tracks)
+    assert list(table.columns) == [*SPLITS, "total"] and list(table.index) == ["Rock", "Hip-Hop"]
+    assert table.total.to_dict() == rock_hiphop.label.value_counts().to_dict() == {"Rock": 14_176, "Hip-Hop": 3_543}
+    assert (table[list(SPLITS)].sum(axis=1) == table.total).all()
+    unsplit = datasets.class_balance(gtzan)
+    assert list(unsplit.columns) == ["unsplit", "total"] and (unsplit.total == 2).all()
+    multi = gtzan.assign(label=[("rock", "pop")] * 2 + [None] * 18)
+    assert datasets.class_balance(multi).total.to_dict() == {"rock": 2, "pop": 2}
+
+
+def test_class_balance_figure(rock_hiphop, tmp_path):
+    tracks = rock_hiphop.assign(split=datasets.make_splits(rock_hiphop))
+    fig = datasets.plot_class_balance(tracks)
+    assert isinstance(fig, Figure)
+    assert fig.axes[0].get_title() == f"17,719 tracks, 2 classes, imbalance {14_176 / 3_543:.2f} : 1"
+    assert len(fig.axes[0].patches) >= 6  # 2 classes x 3 splits
+    out = datasets.save_class_balance(tracks, tmp_path / "figures" / "balance.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in out.parent.iterdir()] == ["balance.png"]  # no temporary file left
+
+
+@pytest.mark.parametrize("method", datasets.BALANCE_METHODS)
+def test_balance_on_the_real_rock_hiphop_imbalance(method):
+    both = pd.concat(fma.load_export(EXPORT))  # all 17,734 tracks of the export
+    y = (both.label == "Rock").to_numpy().astype(int)  # 0 = Hip-Hop (3,552), 1 = Rock (14,182)
+    result = datasets.balance(y, method, seed=0)
+    counts = np.bincount(y[result.indices], minlength=2).tolist()
+    expected = {"none": [3_552, 14_182], "undersample": [3_552, 3_552],
+                "oversample": [14_182, 14_182], "class_weight": [3_552, 14_182]}
+    assert counts == expected[method]
+    assert np.all(np.diff(result.indices) >= 0)
+    if method == "class_weight":
+        assert result.class_weight == pytest.approx({0: 17_734 / (2 * 3_552), 1: 17_734 / (2 * 14_182)})
+    else:
+        assert result.class_weight is None
+    if method == "undersample":
+        assert len(np.unique(result.indices)) == len(result.indices)
+    if method == "oversample":
+        assert set(np.unique(result.indices)) == set(range(len(y)))
+
+
+def test_balance_is_seeded_and_accepts_string_labels(rock_hiphop):
+    labels = rock_hiphop.label.to_numpy()
+    a, b = (datasets.balance(labels, "undersample", seed=s) for s in (0, 0))
+    assert np.array_equal(a.indices, b.indices)
+    assert not np.array_equal(a.indices, datasets.balance(labels, "undersample", seed=1).indices)
+    weights = datasets.balance(labels, "class_weight").class_weight
+    assert set(weights) == {"Rock", "Hip-Hop"} and weights["Hip-Hop"] > weights["Rock"]
+    with pytest.raises(ValueError, match="balance method must be one of"):
+        datasets.balance(labels, "smote")
+    with pytest.raises(ValueError, match="drop unlabelled rows"):
+        datasets.balance(np.array(["Rock", None], dtype=object), "undersample")
