@@ -9,8 +9,9 @@ macro-F1 stay the same while log loss and calibration error improve.
 Scores may be logits or log-probabilities, shape ``(N, C)``: softmax is
 invariant to a constant added to a row, so ``log(softmax(z)) / T`` and
 ``z / T`` give the same result. A binary sigmoid model's scores are 1-D
-(``N,``): a sigmoid logit ``z`` is the 2-class logit pair ``(0, z)``, and a
-probability ``p`` of the positive class is the pair ``(1 - p, p)``.
+(``N,``) or, as a Keras sigmoid unit gives them, ``(N, 1)``: a sigmoid logit
+``z`` is the 2-class logit pair ``(0, z)``, and a probability ``p`` of the
+positive class is the pair ``(1 - p, p)``.
 """
 from __future__ import annotations
 
@@ -52,8 +53,11 @@ class ReliabilityCurve:
 
 
 def as_2d(probs: np.ndarray) -> np.ndarray:
-    """Probabilities as ``(N, C)``: a 1-D positive-class probability ``p`` becomes ``(1 - p, p)``."""
+    """Probabilities as ``(N, C)``: a positive-class probability ``p``, shape ``(N,)`` or a
+    sigmoid unit's ``(N, 1)``, becomes ``(1 - p, p)``."""
     p = np.asarray(probs, dtype=np.float64)
+    if p.ndim == 2 and p.shape[1] == 1:
+        p = p[:, 0]
     if p.ndim == 1:
         p = np.stack([1.0 - p, p], axis=1)
     if p.ndim != 2:
@@ -73,6 +77,8 @@ def log_probs(probs: np.ndarray) -> np.ndarray:
 
 def _scores_2d(scores: np.ndarray) -> np.ndarray:
     z = np.asarray(scores, dtype=np.float64)
+    if z.ndim == 2 and z.shape[1] == 1:
+        z = z[:, 0]
     if z.ndim == 1:  # sigmoid logit z == softmax over (0, z)
         return np.stack([np.zeros_like(z), z], axis=1)
     if z.ndim != 2:
@@ -100,7 +106,7 @@ def fit_temperature(scores: np.ndarray, y_true: np.ndarray) -> float:
     ``log T``, where a bounded Brent search finds its minimum.
     """
     z = _scores_2d(scores)
-    y = _labels(y_true, z.shape)
+    y = check_labels(y_true, z.shape)
     result = minimize_scalar(lambda log_t: _nll(z, y, np.exp(log_t)), bounds=_LOG_T_BOUNDS,
                              method="bounded", options={"xatol": 1e-6})
     return float(np.exp(result.x))
@@ -109,13 +115,15 @@ def fit_temperature(scores: np.ndarray, y_true: np.ndarray) -> float:
 def apply_temperature(scores: np.ndarray, temperature: float) -> np.ndarray:
     """Calibrated probabilities ``softmax(scores / T)``.
 
-    ``(N, C)`` scores give ``(N, C)`` probabilities; 1-D sigmoid logits give
-    the 1-D positive-class probability ``sigmoid(z / T)``.
+    ``(N, C)`` scores give ``(N, C)`` probabilities; sigmoid logits, ``(N,)``
+    or ``(N, 1)``, give the positive-class probability ``sigmoid(z / T)`` in
+    the same shape.
     """
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     probs = np.exp(log_softmax(_scores_2d(scores) / temperature, axis=1))
-    return probs[:, 1] if np.ndim(scores) == 1 else probs
+    binary = np.ndim(scores) == 1 or np.shape(scores)[1] == 1
+    return probs[:, 1].reshape(np.shape(scores)) if binary else probs
 
 
 def reliability_curve(y_true: np.ndarray, probs: np.ndarray, n_bins: int = N_BINS) -> ReliabilityCurve:
@@ -125,7 +133,7 @@ def reliability_curve(y_true: np.ndarray, probs: np.ndarray, n_bins: int = N_BIN
     bins are ``[k / n, (k + 1) / n)`` and the last one is closed.
     """
     p = as_2d(probs)
-    y = _labels(y_true, p.shape)
+    y = check_labels(y_true, p.shape)
     confidence = p.max(axis=1)
     correct = (p.argmax(axis=1) == y).astype(np.float64)
     bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
@@ -147,7 +155,7 @@ def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, n_bins: in
 def log_loss(y_true: np.ndarray, probs: np.ndarray) -> float:
     """Mean negative log-likelihood in nats; probabilities clipped to [:data:`EPS`, 1]."""
     p = as_2d(probs)
-    y = _labels(y_true, p.shape)
+    y = check_labels(y_true, p.shape)
     return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], EPS, 1.0))))
 
 
@@ -166,7 +174,8 @@ def calibration_summary(y_true: np.ndarray, scores: np.ndarray, temperature: flo
             "ece_after": expected_calibration_error(y_true, after, n_bins)}
 
 
-def _labels(y_true: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def check_labels(y_true: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``y_true`` as an integer array, checked against probabilities or scores of ``shape`` (N, C)."""
     y = np.asarray(y_true)
     if shape[0] == 0:
         raise ValueError("no samples")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import __version__, audio, download
+from . import __version__, audio, baselines, download, features
 from .datasets import DATASETS, DatasetError, load_dataset
 from .frontend import MUSICNN, FrontEnd, LogMel, logmel_files
 
@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_extract)
 
     download.add_cli(sub)
+    features.add_cli(sub)
+    baselines.add_cli(sub)
     return parser
 
 
