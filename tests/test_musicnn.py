@@ -1,0 +1,171 @@
+"""The Keras 3 musicnn port: exactness against the original graph, weight loading, embeddings.
+
+The reference (tests/fixtures/musicnn_reference.npz) was written by
+scripts/musicnn_reference.py: musicnn 0.1.0's own TF1 model code, restored from
+the wheel's MSD_musicnn checkpoint, run on the patches our front end computes
+for five real clips of data/sample (three GTZAN wav, two FMA mp3).
+"""
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from utils import audio
+from utils.frontend import MUSICNN, FrontEnd, LogMel, windows
+from utils.musicnn import (
+    EMBEDDING_LAYERS,
+    MSD_TAGS,
+    WEIGHTS,
+    MusicnnEmbedder,
+    WeightsError,
+    build_musicnn,
+    check_frontend,
+    embed_patches,
+    embedding_model,
+    load_musicnn,
+    load_weights,
+    pool_patches,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT / "tests" / "fixtures" / "musicnn_reference.npz"
+OUTPUTS = ("tags", "penultimate", "max_pool", "mean_pool")
+
+
+@pytest.fixture(scope="module")
+def reference():
+    with np.load(REFERENCE) as ref:
+        return {k: ref[k] for k in ref.files}
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    return embedding_model(load_musicnn(), OUTPUTS)
+
+
+def test_port_matches_the_original_graph(reference, extractor):
+    """Same input patches (our front end, checked against the reference's per-patch mean
+    and max) through the original TF1 graph and through our port, inference mode.
+    Compared per patch: the 50 tag probabilities (sigmoid outputs) to within 1e-4
+    absolute, and the penultimate (200), max_pool (753) and mean_pool (753) features
+    to within 1e-4 + 1e-5 x value (max_pool reaches ~120)."""
+    lm = LogMel(MUSICNN)
+    for i, clip in enumerate(reference["clips"]):
+        patches = windows(lm(audio.load(ROOT / clip, MUSICNN.sample_rate)), MUSICNN, clip)
+        np.testing.assert_allclose(patches.mean(axis=(1, 2)), reference[f"{i}/input_mean"], atol=1e-5)
+        np.testing.assert_allclose(patches.max(axis=(1, 2)), reference[f"{i}/input_max"], atol=1e-5)
+        ours = embed_patches(extractor, patches)
+        gap = np.abs(ours["tags"] - reference[f"{i}/tags"]).max()
+        assert gap < 1e-4, (clip, gap)
+        for name in OUTPUTS[1:]:
+            np.testing.assert_allclose(ours[name], reference[f"{i}/{name}"], rtol=1e-5, atol=1e-4,
+                                       err_msg=f"{clip} {name}")
+
+
+@pytest.mark.skipif(os.environ.get("KERAS_BACKEND") == "jax" or importlib.util.find_spec("jax") is None,
+                    reason="already running under JAX, or JAX not installed")
+def test_port_matches_the_original_graph_under_jax():
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
+                          "-k", "test_port_matches_the_original_graph and not jax"],
+                         env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout[-3000:] + run.stderr[-3000:]
+
+
+def test_tags_and_parameters_are_the_originals(reference):
+    """Tag names and order as in musicnn's configuration.py; the committed file holds
+    exactly the model's variables (64, 792,079 parameters in the checkpoint)."""
+    assert tuple(reference["tag_names"]) == MSD_TAGS and len(MSD_TAGS) == 50
+    model = build_musicnn()
+    with np.load(WEIGHTS) as npz:
+        sizes = {k: npz[k].size for k in npz.files}
+    assert len(model.weights) == len(sizes) == 64
+    assert model.count_params() == sum(sizes.values()) == 792_079
+    assert {v.path for v in model.weights} == set(sizes)
+
+
+def _broken(tmp_path, change) -> Path:
+    with np.load(WEIGHTS) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    change(arrays)
+    path = tmp_path / "broken.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+def _nan_bias(a):
+    a["logits/bias"] = np.full_like(a["logits/bias"], np.nan)
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda a: a.pop("midend_2_bn/moving_variance"), "no value for model variable 'midend_2_bn/moving_variance'"),
+    (lambda a: a.update({"logits/kernel": np.zeros((200, 49), np.float32)}), "'logits/kernel' has shape (200, 49)"),
+    (lambda a: a.update({"extra/kernel": np.zeros(3, np.float32)}), "'extra/kernel' is not in model"),
+    (_nan_bias, "'logits/bias' is not finite"),
+], ids=["missing", "shape", "extra", "nan"])
+# Keras' TF backend reads variables with np.array(copy=False), which NumPy 2 flags
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+def test_loader_fails_loudly_and_assigns_nothing(tmp_path, change, words):
+    model = build_musicnn()
+    before = [keras.ops.convert_to_numpy(v) for v in model.weights]
+    with pytest.raises(WeightsError, match="broken.npz: ") as err:
+        load_weights(model, _broken(tmp_path, change))
+    assert words in str(err.value)
+    assert all(np.array_equal(b, keras.ops.convert_to_numpy(v)) for b, v in zip(before, model.weights))
+
+
+def test_loader_names_a_missing_or_corrupt_file(tmp_path):
+    with pytest.raises(WeightsError, match="nothere.npz: no such file"):
+        load_weights(build_musicnn(), tmp_path / "nothere.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip file at all")
+    np.save(tmp_path / "array.npy", np.zeros(3, np.float32))
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(WEIGHTS.read_bytes()[:100_000])
+    for path in (tmp_path / "junk.npz", tmp_path / "array.npy", truncated):
+        with pytest.raises(WeightsError, match=f"{path.name}: not an .npz weight file"):
+            load_weights(build_musicnn(), path)
+
+
+def test_embedder_on_real_files(gtzan_wavs, tmp_path):
+    emb = MusicnnEmbedder(("penultimate", "max_pool", "tags"))
+    per_patch = emb.file(gtzan_wavs[0])
+    n = len(windows(emb.logmel(audio.load(gtzan_wavs[0], MUSICNN.sample_rate)), MUSICNN))
+    for name, x in per_patch.items():
+        assert x.shape == (n, EMBEDDING_LAYERS[name]) and x.dtype == np.float32 and np.isfinite(x).all()
+    assert ((per_patch["tags"] > 0) & (per_patch["tags"] < 1)).all()
+
+    track = pool_patches(per_patch)
+    assert set(track) == {f"{k}_{p}" for k in per_patch for p in ("mean", "max")}
+    np.testing.assert_allclose(track["penultimate_mean"], per_patch["penultimate"].mean(axis=0), atol=1e-6)
+    np.testing.assert_array_equal(track["max_pool_max"], per_patch["max_pool"].max(axis=0))
+
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really")
+    results = list(emb.files([gtzan_wavs[0], bad, gtzan_wavs[1]], prefetch=1))
+    assert [p for p, _ in results] == [gtzan_wavs[0], bad, gtzan_wavs[1]]
+    assert isinstance(results[1][1], audio.AudioError) and str(bad) in str(results[1][1])
+    np.testing.assert_allclose(results[0][1]["penultimate"], per_patch["penultimate"], atol=1e-5)
+    assert results[2][1]["tags"].shape[1] == len(MSD_TAGS)
+
+
+def test_embedder_pads_short_audio_and_refuses_too_short(gtzan_wavs):
+    """A 2 s excerpt (126 frames, under one 187-frame patch) is padded with silence to one
+    patch; 1 s (63 frames) is under min_frames (93) and refused, naming the source."""
+    emb = MusicnnEmbedder(("penultimate",))
+    y = audio.load(gtzan_wavs[0], MUSICNN.sample_rate, duration=2.0)
+    assert emb.samples(y)["penultimate"].shape == (1, 200)
+    with pytest.raises(audio.TooShortError, match="clip.wav: too short"):
+        emb.samples(y[: MUSICNN.sample_rate], source="clip.wav")
+
+
+def test_bad_layer_or_front_end_is_refused():
+    with pytest.raises(ValueError, match="embedding layers must be among"):
+        embedding_model(build_musicnn(), ("logits",))
+    with pytest.raises(ValueError, match=r"sample_rate=22050 \(musicnn: 16000\)"):
+        check_frontend(FrontEnd())
+    check_frontend(FrontEnd(**{**MUSICNN.to_dict(), "window_hop": 93}))  # overlap is free
