@@ -99,3 +99,9 @@ def test_reliability_curve_bins():
 def test_bad_input_is_a_clear_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_separable_validation_gives_no_temperature():
+    # every sample right: the NLL keeps falling as T -> 0, so no temperature is fitted
+    scores = np.log(np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]))
+    assert fit_temperature(scores, np.array([0, 1, 0])) == 1.0

@@ -324,13 +324,17 @@ class Cache:
         self._maps: dict[int, np.ndarray] = {}
 
     def windows(self, split: str | Collection[str] | None = None,
-                labels: Collection[str] | None = None) -> Windows:
-        """All windows of the ok tracks, optionally of one split (or several) and a label set."""
+                labels: Collection[str] | None = None,
+                track_ids: Collection[str] | None = None) -> Windows:
+        """All windows of the ok tracks, optionally of one split (or several), a label set
+        and a set of track ids (for splits made outside the cache, e.g. cross-validation folds)."""
         t = self.tracks[self.tracks.status == "ok"]
         if split is not None:
             t = t[t.split.isin([split] if isinstance(split, str) else split)]
         if labels is not None:
             t = t[t.label.isin(labels)]
+        if track_ids is not None:
+            t = t[t.track_id.isin(track_ids)]
         t = t.reset_index(drop=True)
         n_frames, offset, counts = (t[c].to_numpy(np.int64) for c in ("n_frames", "offset", "n_windows"))
         starts = [window_starts(n, self.fe) + o for n, o in zip(n_frames, offset)]

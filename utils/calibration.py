@@ -103,10 +103,15 @@ def fit_temperature(scores: np.ndarray, y_true: np.ndarray) -> float:
     Returns
     -------
     T in [0.01, 100]. The NLL is convex in ``1 / T``, hence unimodal in
-    ``log T``, where a bounded Brent search finds its minimum.
+    ``log T``, where a bounded Brent search finds its minimum. When every
+    sample is already classified right the NLL keeps falling as ``T -> 0``:
+    no finite temperature is best, the data say nothing about calibration,
+    and 1.0 (no change) is returned.
     """
     z = _scores_2d(scores)
     y = check_labels(y_true, z.shape)
+    if np.all(z.argmax(axis=1) == y):
+        return 1.0
     result = minimize_scalar(lambda log_t: _nll(z, y, np.exp(log_t)), bounds=_LOG_T_BOUNDS,
                              method="bounded", options={"xatol": 1e-6})
     return float(np.exp(result.x))

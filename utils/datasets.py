@@ -166,6 +166,10 @@ def _test_folds(tracks: pd.DataFrame, n_splits: int, seed: int) -> np.ndarray:
     if len(tracks) < n_splits:
         raise ValueError(f"{len(tracks)} labelled tracks cannot fill {n_splits} folds")
     y = tracks.label.map(str).to_numpy()
+    smallest = pd.Series(y).value_counts()
+    if smallest.min() < n_splits:
+        raise ValueError(f"class {smallest.idxmin()!r} has {smallest.min()} tracks: a stratified split "
+                         f"into {n_splits} folds needs at least {n_splits} per class")
     folds = np.empty(len(tracks), dtype=int)
     if tracks.artist.notna().any():
         groups = tracks.artist.where(tracks.artist.notna(), "track:" + tracks.track_id).to_numpy()
