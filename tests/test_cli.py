@@ -44,3 +44,31 @@ def test_missing_path_is_a_clear_error(capsys):
 def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "utils.cli", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("fma-genre ")
+
+
+def test_predict_prints_a_table_and_writes_json(tiny_model, sample, tmp_path, capsys):
+    rc = main(["predict", str(sample / "gtzan" / "classical"), "--model", str(tiny_model), "--segments"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "classical.00000.wav" in out and "top 3" in out and " s  " in out
+    rc = main(["predict", str(sample / "fma"), "--model", str(tiny_model), "--format", "json",
+               "--output", str(tmp_path / "p.json"), "--jobs", "2"])
+    import json
+
+    rows = json.loads((tmp_path / "p.json").read_text())
+    assert rc == 0 and len(rows) == 10 and all(abs(sum(r["probabilities"].values()) - 1) < 1e-6 for r in rows)
+
+
+def test_predict_csv_and_a_bad_file(tiny_model, sample, tmp_path, capsys):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    rc = main(["predict", str(sample / "gtzan" / "metal" / "metal.00000.wav"), str(bad),
+               "--model", str(tiny_model), "--format", "csv"])
+    out, err = capsys.readouterr()
+    assert rc == 1
+    assert out.splitlines()[0] == "path,genre,probability,classical,metal" and len(out.splitlines()) == 2
+    assert f"failed: {bad}:" in err and "Traceback" not in err
+
+
+def test_predict_with_a_missing_model(sample, tmp_path, capsys):
+    assert main(["predict", str(sample / "gtzan"), "--model", str(tmp_path / "x.keras")]) == 1
+    assert "x.keras: no such model file" in capsys.readouterr().err

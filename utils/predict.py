@@ -12,19 +12,12 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from . import audio
 from .calibration import apply_temperature, log_probs
 from .frontend import FrontEnd, LogMel, stream_windows
-
-
-class WindowModel(Protocol):
-    """What prediction needs of a model: windows ``(B, frames, mels)`` -> probabilities ``(B, C)``."""
-
-    def predict_on_batch(self, x: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -85,7 +78,7 @@ class Predictor:
 
     Parameters
     ----------
-    model : windows -> probabilities (a Keras model, or anything with ``predict_on_batch``)
+    model : a Keras model: windows ``(B, frames, mels)`` -> probabilities (softmax, or one sigmoid unit)
     labels : class names in the model's output order
     frontend : the :class:`FrontEnd` from the model's card
     temperature : calibration temperature for the track probabilities (1 = none)
@@ -93,7 +86,7 @@ class Predictor:
     block_seconds : audio decoded per block when streaming, in seconds
     """
 
-    def __init__(self, model: WindowModel, labels: Iterable[str], frontend: FrontEnd,
+    def __init__(self, model, labels: Iterable[str], frontend: FrontEnd,
                  temperature: float = 1.0, batch_size: int = 32, block_seconds: float = 60.0) -> None:
         self.model = model
         self.labels = tuple(labels)
@@ -145,18 +138,17 @@ class Predictor:
                 return err
 
         paths = [Path(p) for p in paths]
-        if jobs <= 1:
+        if jobs <= 1 or len(paths) < 2:
             yield from ((p, one(p)) for p in paths)
             return
+        yield paths[0], one(paths[0])  # the model's first call builds its graph: once, alone
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="predict") as pool:
-            yield from zip(paths, pool.map(one, paths))
+            yield from zip(paths[1:], pool.map(one, paths[1:]))
 
     def _predict(self, batch: list[np.ndarray]) -> np.ndarray:
-        p = np.asarray(self.model.predict_on_batch(np.stack(batch)), dtype=np.float64)
-        if p.shape[1] == 1:  # a binary model's single sigmoid unit: P(labels[1])
-            p = np.hstack([1 - p, p])
-        return p
+        from .models import predict_proba
 
+        return predict_proba(self.model, np.stack(batch), self.batch_size)
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "default.keras"
 

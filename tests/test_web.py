@@ -1,0 +1,105 @@
+"""The web app: the JSON API on real uploads, its limits, concurrency, and the page in a real browser."""
+import concurrent.futures
+import os
+import shutil
+import urllib.request
+from pathlib import Path
+
+import httpx
+import pytest
+
+from utils.predict import DEFAULT_MODEL, load_predictor
+from utils.web import WebConfig, create_app, running
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_model):
+    return load_predictor(tiny_model)
+
+
+@pytest.fixture(scope="module")
+def client(predictor):
+    from fastapi.testclient import TestClient
+
+    return TestClient(create_app(predictor, WebConfig(max_upload_mib=2.0), model_name="tiny"))
+
+
+def post(client, name, content):
+    return client.post("/api/predict", files={"file": (name, content, "application/octet-stream")})
+
+
+def test_predicts_an_uploaded_mp3(client, fma_mp3s):
+    r = post(client, "000002.mp3", fma_mp3s[0].read_bytes())
+    assert r.status_code == 200
+    body = r.json()
+    assert body["path"] == "000002.mp3" and body["genre"] in ("classical", "metal")
+    assert sum(body["probabilities"].values()) == pytest.approx(1.0)
+    assert body["segments"][0]["start"] == 0 and body["duration"] == pytest.approx(body["segments"][-1]["end"])
+    assert body["spectrogram_png"].startswith("iVBORw0KGgo")  # base64 of the PNG signature
+
+
+def test_type_is_checked_by_content_not_name(client, gtzan_wavs):
+    assert post(client, "song.mp3", b"<html>hello</html>").status_code == 415
+    r = post(client, "renamed.txt", gtzan_wavs[0].read_bytes())  # a real WAV with a wrong name
+    assert r.status_code == 200
+
+
+def test_bad_uploads_get_clear_messages(client, fma_mp3s):
+    r = post(client, "cut.mp3", fma_mp3s[0].read_bytes()[:40001])
+    assert r.status_code == 422 and r.json()["detail"].startswith("cut.mp3: truncated MP3")
+    r = post(client, "empty.mp3", b"")
+    assert r.status_code == 422 and r.json()["detail"] == "empty.mp3: empty file (0 bytes)"
+    r = post(client, "big.wav", b"RIFF" + b"\0" * (3 * 1024 * 1024))
+    assert r.status_code == 413 and "over 2 MiB" in r.json()["detail"]
+
+
+def test_health_and_openapi(client):
+    assert client.get("/api/health").json()["genres"] == ["classical", "metal"]
+    assert "/api/predict" in client.get("/openapi.json").json()["paths"]
+    assert "What genre is this song?" in client.get("/").text
+
+
+def test_concurrent_requests_and_a_responsive_server(predictor, fma_mp3s):
+    with running(create_app(predictor, WebConfig(max_concurrent=2))) as url:
+        def upload(path):
+            with open(path, "rb") as f:
+                return httpx.post(f"{url}/api/predict", files={"file": (path.name, f)}, timeout=120).status_code
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            uploads = [pool.submit(upload, p) for p in fma_mp3s[:4]]
+            health = httpx.get(f"{url}/api/health", timeout=10)  # answered while four uploads run
+            assert health.status_code == 200
+            assert [u.result() for u in uploads] == [200] * 4
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
+                    reason="Debian's chromium is not installed (CI installs it)")
+def test_the_page_in_a_real_browser(tmp_path, fma_mp3s, tiny_model):
+    """Headless Chromium uploads a real FMA mp3 to the page served with the shipped model
+    (the tiny test model where no shipped model exists yet) and reads the result shown."""
+    from playwright.sync_api import sync_playwright
+
+    predictor = load_predictor(DEFAULT_MODEL if DEFAULT_MODEL.exists() else tiny_model)
+    with running(create_app(predictor, model_name="default")) as url, sync_playwright() as p:
+        assert urllib.request.urlopen(f"{url}/api/health").status == 200
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic"])
+        page = browser.new_page(viewport={"width": 1000, "height": 1100})
+        page.goto(url)
+        page.wait_for_selector("#status:has-text('knows')")
+        page.set_input_files("#file", str(fma_mp3s[0]))
+        page.wait_for_selector("#result:not([hidden])", timeout=60000)
+        genre = page.text_content("#genre")
+        assert any(genre.startswith(g) for g in predictor.labels) and genre.endswith("%")
+        assert page.locator("#bars li").count() == len(predictor.labels)
+        assert page.evaluate("document.getElementById('spectrogram').naturalWidth") > 100
+        assert page.locator("#timeline div").count() >= 1
+        page.screenshot(path=str(tmp_path / "web_page.png"), full_page=True)
+        page.set_input_files("#file", str(Path(__file__)))  # a Python file: refused with a message
+        page.wait_for_selector("#error")
+        assert "not an accepted audio file" in page.text_content("#error")
+        browser.close()
+    assert (tmp_path / "web_page.png").stat().st_size > 10000
