@@ -3,8 +3,9 @@
 Keras fixes its backend when it is first imported, from the ``KERAS_BACKEND``
 environment variable (else ``~/.keras/keras.json``). :func:`use` sets that
 variable and refuses a switch once Keras is loaded, :func:`seed` makes a run
-repeatable on either backend and :func:`versions` names the libraries a model
-was trained with. Everything else in the project uses ``keras`` and
+repeatable on either backend, :func:`data_parallel` spreads training over
+the local devices and :func:`versions` names the libraries a model was
+trained with. Everything else in the project uses ``keras`` and
 ``keras.ops`` only.
 """
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 BACKENDS = ("tensorflow", "jax")
 
@@ -51,6 +54,37 @@ def seed(value: int) -> None:
     import keras
 
     keras.utils.set_random_seed(value)
+
+
+@contextmanager
+def data_parallel(n_devices: int | None = None) -> Iterator[int]:
+    """Data-parallel training on one machine: build, compile and fit a model inside this context.
+
+    Each batch is split across the devices (all local GPUs, else the CPU
+    devices; ``n_devices`` takes the first n), every device holds a replica
+    of the model, gradients are averaged. The batch size given to training is
+    the global one. JAX: Keras' ``DataParallel`` distribution over a 1-D
+    device mesh. TensorFlow: ``tf.distribute.MirroredStrategy``. Yields the
+    number of replicas.
+    """
+    import keras
+
+    if keras.config.backend() == "jax":
+        devices = keras.distribution.list_devices()[:n_devices]
+        previous = keras.distribution.distribution()
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        try:
+            yield len(devices)
+        finally:
+            keras.distribution.set_distribution(previous)
+    else:
+        import tensorflow as tf
+
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))][:n_devices]
+        strategy = tf.distribute.MirroredStrategy(devices=devices)
+        with strategy.scope():
+            yield strategy.num_replicas_in_sync
 
 
 def versions() -> dict[str, str]:

@@ -158,7 +158,8 @@ def _train(args: argparse.Namespace) -> int:
         how = f"a stratified 80/10/10 split (seed {args.seed})"
     augment = Augment(time_masks=2 * args.spec_augment, freq_masks=2 * args.spec_augment, mixup_alpha=args.mixup)
     config = TrainConfig(args.model, args.epochs, args.batch_size, args.learning_rate, args.seed,
-                         args.patience, augment=augment)
+                         args.patience, augment=augment,
+                         distribution="data_parallel" if args.data_parallel else "none")
     print(f"training {args.model} on {len(split.training)} tracks of {len(classes)} classes "
           f"({len(split.validation)} validation, {len(split.test)} test; {how})", file=sys.stderr)
     out = experiment.run(cache, classes, split, config, args.out, balancing=args.balance,
@@ -285,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="default: 0")
     p.add_argument("--reports", type=Path, help="write metrics JSON and figures here")
     p.add_argument("--backend", choices=("tensorflow", "jax"), default="tensorflow", help="Keras backend")
+    p.add_argument("--data-parallel", action="store_true",
+                   help="split each batch over all GPUs of this machine (the batch size is the global one)")
     p.add_argument("--verbose", type=int, default=0, help="Keras progress output (0, 1, 2)")
     p.set_defaults(run=_train)
 

@@ -25,6 +25,7 @@ categorical cross-entropy on one-hot targets equals the sparse loss on labels.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -72,6 +73,8 @@ class TrainConfig:
     ``balance``: ``"none"``, or ``"class_weight"`` to weight class c by
     n / (n_classes n_c) (scikit-learn's "balanced"); sampling-based balancing
     comes from the dataset layer as per-window sample weights or batch order.
+    ``distribution``: ``"none"``, or ``"data_parallel"`` to split each batch
+    over the machine's devices (see :func:`utils.backend.data_parallel`).
     """
 
     model: str = "cnn"
@@ -82,10 +85,13 @@ class TrainConfig:
     patience: int = 5
     balance: str = "none"
     augment: Augment = field(default_factory=Augment)
+    distribution: str = "none"
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; known: {', '.join(MODELS)}")
+        if self.distribution not in ("none", "data_parallel"):
+            raise ValueError(f"distribution must be 'none' or 'data_parallel', got {self.distribution!r}")
         if self.balance not in ("none", "class_weight"):
             raise ValueError(f"balance must be 'none' or 'class_weight', got {self.balance!r}")
         if min(self.epochs, self.batch_size, self.patience) < 1 or self.learning_rate <= 0:
@@ -335,19 +341,21 @@ def train(config: TrainConfig, train_data, val_data, n_classes: int, run_dir: st
                             class_weight=weights, augment=config.augment,
                             fill=np.array(state["band_mean"], np.float32))
     val_batches = Batches(val_data, n_classes, config.batch_size, config.seed)
+    parallel = backend.data_parallel() if config.distribution == "data_parallel" else contextlib.nullcontext()
     if not state["done"]:
         backend.seed(config.seed)
-        if state["checkpoint"]:
-            model = keras.saving.load_model(run / state["checkpoint"])
-        else:
-            x0 = train_batches[0][0]
-            model = compile_model(build_model(config.model, x0.shape[1:], n_classes,
-                                              np.array(state["band_mean"]), np.array(state["band_std"])),
-                                  config.learning_rate)
-        run.mkdir(parents=True, exist_ok=True)
-        model.fit(train_batches, validation_data=val_batches, epochs=config.epochs,
-                  initial_epoch=state["epoch"], shuffle=False, verbose=verbose,
-                  callbacks=[_Commit(run, state, train_batches), *callbacks])
+        with parallel:
+            if state["checkpoint"]:
+                model = keras.saving.load_model(run / state["checkpoint"])
+            else:
+                x0 = train_batches[0][0]
+                model = compile_model(build_model(config.model, x0.shape[1:], n_classes,
+                                                  np.array(state["band_mean"]), np.array(state["band_std"])),
+                                      config.learning_rate)
+            run.mkdir(parents=True, exist_ok=True)
+            model.fit(train_batches, validation_data=val_batches, epochs=config.epochs,
+                      initial_epoch=state["epoch"], shuffle=False, verbose=verbose,
+                      callbacks=[_Commit(run, state, train_batches), *callbacks])
     return TrainResult(model=keras.saving.load_model(run / "best.keras"),
                        history=tuple(state["history"]), best_epoch=state["best_epoch"],
                        best_val_loss=state["best_val_loss"], epochs=state["epoch"],
