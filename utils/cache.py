@@ -37,7 +37,6 @@ import json
 import os
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import audio
+from .atomic import write_atomic, write_npy, write_text
 from .frontend import FrontEnd, LogMel, fix_frames, logmel_files, window_starts, windows
 
 CACHE_FORMAT = 1
@@ -258,16 +258,13 @@ def _check_frontend(out: Path, fe: FrontEnd | None) -> FrontEnd:
 
 
 def _write_atomic(path: Path, content: str | np.ndarray | pd.DataFrame) -> None:
-    """Write through a unique temp file in the same folder, then rename over ``path``."""
-    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "wb") as f:
-        if isinstance(content, np.ndarray):
-            np.save(f, content)
-        elif isinstance(content, pd.DataFrame):
-            content.to_csv(f, index=False)
-        else:
-            f.write(content.encode())
-    os.replace(tmp, path)
+    """Write a shard array, an index or text through :func:`utils.atomic.write_atomic`."""
+    if isinstance(content, np.ndarray):
+        write_npy(path, content)
+    elif isinstance(content, pd.DataFrame):
+        write_atomic(path, lambda tmp: content.to_csv(tmp, index=False))
+    else:
+        write_text(path, content)
 
 
 def _read_csv(path: Path) -> pd.DataFrame:

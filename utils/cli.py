@@ -9,10 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from . import __version__, audio, baselines, download, features
+from .atomic import write_npy, write_text
 from .datasets import DATASETS, DatasetError, load_dataset
 from .frontend import MUSICNN, FrontEnd, LogMel, logmel_files
 from .modelcard import ModelCardError
@@ -38,7 +38,7 @@ def _spectrograms(args: argparse.Namespace) -> int:
         name = str(path) if len(str(path)) <= 44 else "..." + str(path)[-41:]
         print(f"{name:<44} {seconds:8.1f} {S.shape[0]:7d} {S.mean():8.1f} {S.max():7.1f}")
         if args.out:
-            _save_atomic(args.out / path.with_suffix(".npy").name, S)
+            write_npy(args.out / path.with_suffix(".npy").name, S)
     took = time.perf_counter() - start
     print(f"\n{len(files) - len(failed)} of {len(files)} files -> log-Mel spectrograms "
           f"({fe.n_mels} Mels, {fe.sample_rate} Hz, hop {fe.hop_length}) in {took:.1f} s "
@@ -95,7 +95,7 @@ def _predict(args: argparse.Namespace) -> int:
     else:
         text = _csv(results, predictor.labels)
     if args.output:
-        _write_text_atomic(args.output, text)
+        write_text(args.output, text)
         print(f"{len(results)} predictions written to {args.output}")
     else:
         sys.stdout.write(text)
@@ -209,21 +209,6 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"fma-genre: serving on http://{args.host}:{args.port} (API docs at /docs); Ctrl-C stops")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-def _save_atomic(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    tmp.replace(path)
 
 
 def build_parser() -> argparse.ArgumentParser:

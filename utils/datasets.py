@@ -31,6 +31,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from . import audio
+from .atomic import write_atomic
 
 TRACK_COLUMNS = ("track_id", "path", "label", "split", "artist")
 SPLITS = ("training", "validation", "test")
@@ -223,14 +224,8 @@ def plot_class_balance(tracks: pd.DataFrame, title: str | None = None) -> Figure
 def save_class_balance(tracks: pd.DataFrame, path: str | os.PathLike, title: str | None = None) -> Path:
     """Save :func:`plot_class_balance` to ``path`` (format from the extension: .png, .pdf, .svg), atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        plot_class_balance(tracks, title).savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    figure = plot_class_balance(tracks, title)
+    return write_atomic(path, lambda tmp: figure.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120))
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import f1_score, precision_recall_fscore_support
 
+from .atomic import write_atomic
 from .calibration import (N_BINS, ReliabilityCurve, apply_temperature, as_2d, calibration_summary,
                           check_labels, expected_calibration_error, log_loss, log_probs,
                           reliability_curve)
@@ -166,22 +167,6 @@ def read_history(csv_path: str | os.PathLike) -> pd.DataFrame:
 
 
 # --- files -----------------------------------------------------------------------------------
-
-def write_atomic(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
-    """Create ``path``'s folder, call ``write(tmp)`` on a sibling temporary file, then rename it to ``path``.
-
-    A reader sees the old file or the complete new one, never a partial write.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
     """Write ``fig`` as PNG to ``path`` atomically."""

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import backend
+from .atomic import write_text
 from .frontend import FrontEnd
 
 if TYPE_CHECKING:
@@ -108,14 +109,6 @@ def card_path(model_path: str | os.PathLike) -> Path:
     return p.with_name(p.stem + ".card.json")
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def save_keras_atomic(model, path: str | os.PathLike) -> None:
     """``model.save(path)`` through a temporary ``.keras`` file in the same folder."""
     path = Path(path)
@@ -146,7 +139,7 @@ def save_model(model, path: str | os.PathLike, card: ModelCard) -> Path:
     check_card(model, card, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_keras_atomic(model, path)
-    write_text_atomic(card_path(path), json.dumps(card.to_dict(), indent=2) + "\n")
+    write_text(card_path(path), json.dumps(card.to_dict(), indent=2) + "\n")
     return card_path(path)
 
 

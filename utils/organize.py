@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import audio
+from .atomic import write_atomic, write_text
 from .predict import Predictor, TrackPrediction
 
 MODES = ("copy", "hardlink", "symlink")
@@ -154,16 +155,12 @@ def _safe(name: str) -> str:
 
 
 def _link_or_copy(src: Path, target: Path, mode: str) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.part")
-    tmp.unlink(missing_ok=True)
     if mode == "copy":
-        shutil.copy2(src, tmp)
+        write_atomic(target, lambda tmp: shutil.copy2(src, tmp))
     elif mode == "hardlink":
-        os.link(src, tmp)
+        write_atomic(target, lambda tmp: os.link(src, tmp))
     else:
-        os.symlink(src.resolve(), tmp)
-    os.replace(tmp, target)
+        write_atomic(target, lambda tmp: os.symlink(src.resolve(), tmp))
 
 
 def write_genre_tag(path: Path, genre: str) -> None:
@@ -183,12 +180,13 @@ def write_genre_tag(path: Path, genre: str) -> None:
 
 
 def _write_log(dest: Path, placed: list[Placement]) -> None:
-    tmp = dest / ".predictions.csv.tmp"
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(p.row() for p in placed)
-    os.replace(tmp, dest / "predictions.csv")
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(p.row() for p in placed)
+
+    write_atomic(dest / "predictions.csv", write)
 
 
 def write_playlists(dest: Path, placed: list[Placement]) -> list[Path]:
@@ -199,9 +197,5 @@ def write_playlists(dest: Path, placed: list[Placement]) -> list[Path]:
             by_folder.setdefault(p.destination.split("/", 1)[0], []).append(p.destination)
     written = []
     for folder, entries in sorted(by_folder.items()):
-        path = dest / f"{folder}.m3u"
-        tmp = dest / f".{folder}.m3u.tmp"
-        tmp.write_text("#EXTM3U\n" + "".join(f"{e}\n" for e in sorted(entries)))
-        os.replace(tmp, path)
-        written.append(path)
+        written.append(write_text(dest / f"{folder}.m3u", "#EXTM3U\n" + "".join(f"{e}\n" for e in sorted(entries))))
     return written

@@ -38,7 +38,8 @@ import keras
 import numpy as np
 
 from . import backend
-from .modelcard import save_keras_atomic, write_text_atomic
+from .atomic import write_text
+from .modelcard import save_keras_atomic
 from .models import MODELS, build_model
 
 
@@ -295,8 +296,8 @@ class _Commit(keras.callbacks.Callback):
         save_keras_atomic(self.model, self.run / s["checkpoint"])
         s["epoch"] = epoch + 1
         s["done"] = s["stopped_early"] or s["epoch"] >= config["epochs"]
-        write_text_atomic(self.run / "log.csv", _csv(s["history"]))
-        write_text_atomic(self.run / "state.json", json.dumps(s, indent=1) + "\n")
+        write_text(self.run / "log.csv", _csv(s["history"]))
+        write_text(self.run / "state.json", json.dumps(s, indent=1) + "\n")
         if previous and previous != s["checkpoint"]:
             (self.run / previous).unlink(missing_ok=True)
 

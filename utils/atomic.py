@@ -1,0 +1,45 @@
+"""Atomic file writes: a reader sees the old file or the complete new one, never a partial write.
+
+Every file the project writes goes through :func:`write_atomic`: the content
+is written to a uniquely named temporary file in the target's folder (so
+parallel writers, e.g. Dask workers, never share one), then renamed over
+the target with ``os.replace``, which is atomic on POSIX file systems.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+
+def write_atomic(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
+    """Create ``path``'s folder, call ``write(tmp)`` on a sibling temporary file, rename it to ``path``.
+
+    If ``write`` fails, the temporary file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_npy(path: str | os.PathLike, array) -> Path:
+    """Save a NumPy array in ``.npy`` format to ``path`` atomically (whatever its suffix)."""
+    import numpy as np
+
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.save would append .npy to a bare name
+            np.save(f, array)
+
+    return write_atomic(path, save)
