@@ -47,3 +47,13 @@ def tiny_model(tmp_path_factory) -> Path:
     save_model(result.model, path, ModelCard(("classical", "metal"), fe, "cnn", result.summary(),
                                              data={"tracks": "GTZAN sample: classical.0000{0,1}, metal.0000{0,1}"}))
     return path
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory) -> tuple[Path, dict]:
+    """The five notebooks run once by the pipeline on the bundled sample (``--quick``: one epoch),
+    shared by the notebook and slide tests: ``(run folder, run record)``."""
+    from utils.pipeline import PipelineConfig, run_pipeline
+
+    root = tmp_path_factory.mktemp("pipeline") / "sample"
+    return root, run_pipeline(PipelineConfig(quick=True), root, progress=False, log=lambda line: None)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import __version__, audio, baselines, download, features
+from . import __version__, audio, baselines, download, features, pipeline
 from .atomic import write_npy, write_text
 from .datasets import DATASETS, DatasetError, load_dataset
 from .frontend import MUSICNN, FrontEnd, LogMel, logmel_files
@@ -171,6 +171,19 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _slides(args: argparse.Namespace) -> int:
+    from .slides import SlideError, build
+
+    folders = ([args.run / "reports"] if args.run else []) + [args.reports]
+    try:
+        deck = build(args.source, folders, args.out, pdf=not args.no_pdf)
+    except SlideError as err:
+        print(f"fma-genre: error: {err}", file=sys.stderr)
+        return 1
+    print(f"{deck.slides} slides: {deck.html}" + (f", {deck.pdf}" if deck.pdf else ""))
+    return 0
+
+
 def _organize(args: argparse.Namespace) -> int:
     from .organize import OrganizeConfig, organize
     from .predict import load_predictor
@@ -314,6 +327,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-concurrent", type=int, default=2, help="predictions at once (default: 2)")
     p.set_defaults(run=_serve)
 
+    p = sub.add_parser("slides", help="build the slide deck (HTML and PDF) from a run's reports",
+                       description="Fill slides/deck.md with the numbers and figures of a run's reports "
+                                   "(and the project's reports/ for what the scripts measured), and write "
+                                   "OUT/deck.html (self-contained) and OUT/deck.pdf (headless Chromium).")
+    p.add_argument("--run", type=Path, help="a pipeline run folder (runs/NAME); its reports come first")
+    p.add_argument("--reports", type=Path, default=Path("reports"), help="the project's reports (default: reports)")
+    p.add_argument("--source", type=Path, default=Path("slides/deck.md"), help="default: slides/deck.md")
+    p.add_argument("--out", type=Path, default=Path("slides"), help="default: slides")
+    p.add_argument("--no-pdf", action="store_true", help="HTML only")
+    p.set_defaults(run=_slides)
+
+    pipeline.add_cli(sub)
     download.add_cli(sub)
     features.add_cli(sub)
     baselines.add_cli(sub)

@@ -304,14 +304,14 @@ def load_dataset(name: str, root: str | os.PathLike, metadata: str | os.PathLike
         return table, table.iloc[:0].assign(reason=pd.Series(dtype="str"))
     labelled = None
     if metadata is not None:
-        if _is_official_tracks_csv(metadata):
+        if is_official_tracks_csv(metadata):
             labelled, _ = fma.subset(fma.load_tracks(metadata), subset)
         else:
             labelled, _ = fma.load_export(metadata)
     return fma.audio_tracks(root, metadata=labelled)
 
 
-def _is_official_tracks_csv(path: str | os.PathLike) -> bool:
+def is_official_tracks_csv(path: str | os.PathLike) -> bool:
     """tracks.csv starts with its multi-row header (``,album,album,...``); a flat export with ``track_id``."""
     import gzip
 

@@ -13,19 +13,20 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .batches import WindowDataset
 from .cache import Cache, Windows
-from .calibration import fit_temperature, log_probs
+from .calibration import apply_temperature, fit_temperature, log_probs
 from .datasets import balance
 from .evaluation import classification_metrics, write_report
 from .modelcard import ModelCard, save_model
-from .models import predict_proba, track_probabilities
-from .training import TrainConfig, balanced_class_weight, train
+
+if TYPE_CHECKING:
+    from .training import TrainConfig
 
 BALANCING = ("none", "class_weight", "oversample", "undersample")
 
@@ -85,6 +86,11 @@ def run(cache: Cache, classes: list[str], split: Split, config: TrainConfig, run
     ``<name>_tracks_metrics.json`` and their figures when ``reports`` is given,
     and saves ``<run_dir>/model.keras`` with its card.
     """
+    # Keras only here: planning splits (notebooks 01 and 02) must not pay for importing it
+    from .batches import WindowDataset
+    from .models import predict_proba, track_probabilities
+    from .training import balanced_class_weight, train
+
     if balancing not in BALANCING:
         raise ValueError(f"balancing must be one of {BALANCING}, got {balancing!r}")
     run_dir = Path(run_dir)
@@ -132,8 +138,6 @@ def run(cache: Cache, classes: list[str], split: Split, config: TrainConfig, run
 
 
 def _calibrated(p: np.ndarray, temperature: float) -> np.ndarray:
-    from .calibration import apply_temperature
-
     return apply_temperature(log_probs(p), temperature)
 
 

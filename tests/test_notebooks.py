@@ -1,0 +1,219 @@
+"""The five notebooks: committed clean and parameterised, executed by the pipeline on the sample.
+
+The pipeline test runs all five notebooks with papermill on the bundled GTZAN
+sample (``--quick``: one epoch), once per session, and checks what a run
+must leave behind: executed copies without errors, the reports and figures
+under their stable names, ``run.json``. A run folder is never overwritten
+silently (refused, resumed, or forced). One test executes the committed
+01_eda with nbval (lax), exactly as committed.
+"""
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+from utils import pipeline
+from utils.pipeline import FIGURES, NOTEBOOKS, REPORTS, PipelineConfig, PipelineError, RunLayout, run_pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTPUT_LIMIT = 10_000  # bytes of outputs a committed notebook may carry
+FILE_LIMIT = 64 * 1024
+# knobs a notebook keeps at its own default (the pipeline does not set them)
+NOTEBOOK_ONLY = {"model", "balancing", "growth_model", "growth_steps", "n_examples"}
+QUICK = PipelineConfig(quick=True)  # what the session's sample_run fixture (conftest.py) runs
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_committed_notebook_is_parameterised_and_stripped(name):
+    path = ROOT / "notebooks" / f"{name}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata.kernelspec.name == "python3"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and tagged[0] is code[0], "one `parameters` cell, the first code cell"
+    # the backend is chosen before anything can import Keras
+    assert code[1].source.startswith("from utils import backend\n\nbackend.use(keras_backend)")
+    assert all(c.execution_count is None for c in code)
+    assert sum(len(json.dumps(c.outputs)) for c in code) <= OUTPUT_LIMIT
+    assert path.stat().st_size <= FILE_LIMIT
+    declared = set(papermill.inspect_notebook(str(path)))
+    assert {"keras_backend", "out_dir", "seed"} <= declared
+    given = set(QUICK.parameters(RunLayout(Path("runs/x"))))
+    assert declared <= given | NOTEBOOK_ONLY, f"parameters the pipeline cannot set: {declared - given - NOTEBOOK_ONLY}"
+
+
+def test_the_kernel_is_this_python():
+    assert pipeline.check_kernel("python3") == sys.executable
+    with pytest.raises(PipelineError, match="no Jupyter kernel"):
+        pipeline.check_kernel("no-such-kernel-here")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)  # the first test to use sample_run pays for the whole run (~3-6 min on 2 cores)
+def test_pipeline_runs_the_five_notebooks_on_the_sample(sample_run):
+    root, record = sample_run
+    assert record["status"] == "ok", {n: e.get("error") for n, e in record["notebooks"].items()}
+    assert json.loads((root / "run.json").read_text()) == record
+    assert record["parameters"]["epochs"] == 1 and record["python"] == sys.executable
+    for name in NOTEBOOKS:
+        entry = record["notebooks"][name]
+        assert entry["status"] == "ok" and entry["seconds"] > 0
+        nb = nbformat.read(root / "notebooks" / f"{name}.ipynb", as_version=4)
+        assert {c.metadata.papermill.status for c in nb.cells} == {"completed"}
+        assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
+        outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+        assert not [o for o in outputs if o.output_type == "error"]
+        assert any(o.get("data", {}).get("image/png") for o in outputs), f"{name} shows no figure"
+        assert (root / "logs" / f"{name}.log").exists()
+    first = nbformat.read(root / "notebooks" / "01_eda.ipynb", as_version=4)
+    printed = "".join(o.get("text", "") for c in first.cells if c.cell_type == "code" for o in c.outputs)
+    assert f"Python: {sys.executable}" in printed  # the kernel ran this environment's Python
+
+
+@pytest.mark.slow
+def test_pipeline_writes_reports_and_figures_with_stable_names(sample_run):
+    root, _ = sample_run
+    figures = {p.stem for p in (root / "reports" / "figures").glob("*.png")}
+    assert set(FIGURES) <= figures, f"missing: {set(FIGURES) - figures}"
+    for model in QUICK.models:
+        assert f"multiclass_{model}_tracks_confusion" in figures
+    assert {n for n in REPORTS} <= {p.name for p in (root / "reports").iterdir()}
+    test = json.loads((root / "reports" / "test_metrics.json").read_text())
+    split = json.loads((root / "reports" / "split.json").read_text())
+    assert test["n_samples"] == 10 and len(test["class_names"]) == 10  # one held-out clip per genre
+    assert "2-fold" in split["how"]
+    results = json.loads((root / "reports" / "results.json").read_text())
+    sources = [r["source"] for r in results["table"]]
+    assert sources.count("ours") == len(QUICK.models) + 4 and sum(s.startswith("published") for s in sources) == 3
+    growth = json.loads((root / "reports" / "genre_growth.json").read_text())
+    assert [s["n_genres"] for s in growth["steps"]] == [2, 4, 8, 10]
+    balancing = json.loads((root / "reports" / "binary_balancing.json").read_text())
+    assert {r["balancing"] for r in balancing["runs"]} == {"none", "class_weight", "oversample"}
+    card = json.loads((root / "models" / "best.card.json").read_text())
+    chosen = json.loads((root / "reports" / "multiclass_models.json").read_text())
+    assert card["architecture"] == chosen["best"] and len(card["labels"]) == 10
+    assert (root / "models" / "best.keras").stat().st_size > 0
+    cached = json.loads((root / "reports" / "spectrograms.json").read_text())
+    assert (cached["n_ok"], cached["n_skipped"], cached["n_windows"]) == (20, 0, 400)
+
+
+@pytest.mark.slow
+def test_an_existing_run_is_refused_resumed_or_not_mixed(sample_run):
+    root, record = sample_run
+    with pytest.raises(PipelineError, match="already holds a run"):
+        run_pipeline(QUICK, root, progress=False)
+    lines = []
+    resumed = run_pipeline(QUICK, root, resume=True, progress=False, log=lines.append)
+    assert resumed["status"] == "ok" and len(lines) == len(NOTEBOOKS)
+    assert all("skipped" in line for line in lines)
+    assert {n: e["seconds"] for n, e in resumed["notebooks"].items()} == \
+        {n: e["seconds"] for n, e in record["notebooks"].items()}
+    with pytest.raises(PipelineError, match="other parameters.*epochs"):
+        run_pipeline(PipelineConfig(quick=False), root, resume=True, progress=False)
+    with pytest.raises(PipelineError, match="not both"):
+        run_pipeline(QUICK, root, resume=True, force=True, progress=False)
+
+
+def test_a_folder_that_is_not_a_run_is_never_touched(tmp_path):
+    mine = tmp_path / "music"
+    mine.mkdir()
+    (mine / "song.txt").write_text("keep me")
+    for force in (False, True):
+        with pytest.raises(PipelineError, match="not a pipeline run"):
+            run_pipeline(QUICK, mine, force=force, progress=False)
+    assert [p.name for p in mine.iterdir()] == ["song.txt"]
+
+
+@pytest.mark.slow
+def test_force_runs_again_and_keeps_the_cache(tmp_path):
+    root = tmp_path / "run"
+    first = run_pipeline(QUICK, root, notebooks=("01_eda",), progress=False, log=lambda line: None)
+    assert first["status"] == "partial" and first["notebooks"]["02_spectrograms"]["status"] == "pending"
+    (root / "reports" / "stale.json").write_text("{}")
+    (root / "cache").mkdir()
+    (root / "cache" / "frontend.json").write_text("{}")
+    again = run_pipeline(QUICK, root, notebooks=("01_eda",), force=True, progress=False, log=lambda line: None)
+    assert again["notebooks"]["01_eda"]["status"] == "ok"
+    assert not (root / "reports" / "stale.json").exists() and (root / "reports" / "eda.json").exists()
+    assert (root / "cache" / "frontend.json").read_text() == "{}"
+
+
+def test_a_failing_notebook_stops_the_run_and_is_recorded(tmp_path):
+    # 02 before 01: its split plan is missing, so it fails in its setup cell
+    record = run_pipeline(QUICK, tmp_path / "run", notebooks=("02_spectrograms",), progress=False,
+                          log=lambda line: None)
+    entry = record["notebooks"]["02_spectrograms"]
+    assert record["status"] == "failed" and entry["status"] == "failed"
+    assert "FileNotFoundError" in entry["error"] and "01_eda" in entry["error"]
+    assert (tmp_path / "run" / "notebooks" / "02_spectrograms.ipynb").exists()
+
+
+def test_command_line(tmp_path, capsys):
+    parser = argparse.ArgumentParser(prog="fma-genre")
+    pipeline.add_cli(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["pipeline", "--dataset", "fma", "--root", "data/fma_medium", "--metadata",
+                              "data/fma_metadata/tracks.csv", "--epochs", "60", "--out", "runs/medium"])
+    config = pipeline.config_from_args(args)
+    assert config.binary_genres == ("Hip-Hop", "Rock") and config.epochs == 60 and config.models == pipeline.MODEL_NAMES
+    params = config.parameters(RunLayout(Path("runs/medium")))
+    assert Path(params["data_root"]).is_absolute() and params["fma_metadata"] == params["metadata"]
+    assert params["out_dir"] == str(Path("runs/medium").resolve())
+    folder = parser.parse_args(["pipeline", "--dataset", "folder", "--root", "x"])
+    assert pipeline.config_from_args(folder).binary_genres is None
+    assert pipeline.config_from_args(parser.parse_args(["pipeline"])).root == PipelineConfig.root
+    assert args.run(parser.parse_args(["pipeline", "--dataset", "fma"])) == 1
+    assert "needs --root" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as done:
+        parser.parse_args(["pipeline", "--help"])
+    assert done.value.code == 0 and "--resume" in capsys.readouterr().out
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "x").write_text("")
+    assert args.run(parser.parse_args(["pipeline", "--out", str(taken)])) == 1
+    assert "not a pipeline run" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_committed_eda_notebook_runs_under_nbval(tmp_path):
+    # the notebook exactly as committed, run where its relative defaults resolve:
+    # ../data/sample (linked to the repository's) and ../runs (inside tmp_path)
+    (tmp_path / "notebooks").mkdir()
+    shutil.copy(ROOT / "notebooks" / "01_eda.ipynb", tmp_path / "notebooks")
+    (tmp_path / "data").symlink_to(ROOT / "data")
+    done = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-q",
+                           "-p", "no:cacheprovider", "notebooks/01_eda.ipynb"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert (tmp_path / "runs" / "notebooks" / "reports" / "eda.json").exists()
+
+
+def test_s3_output(tmp_path, monkeypatch):
+    moto = pytest.importorskip("moto")
+    boto3 = pytest.importorskip("boto3")
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("BOTO3_ENDPOINT_URL", raising=False)
+    with moto.mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="runs")
+        out = "s3://runs/fma-genre/sample"
+        record = run_pipeline(QUICK, out, work=tmp_path / "work", notebooks=("01_eda",), progress=False,
+                              log=lambda line: None)
+        assert record["notebooks"]["01_eda"]["status"] == "ok"
+        keys = {o["Key"] for o in s3.list_objects_v2(Bucket="runs", Prefix="fma-genre/sample/")["Contents"]}
+        for key in ("notebooks/01_eda.ipynb", "run.json", "reports/eda.json", "reports/split.json",
+                    "reports/figures/eda_class_balance.png", "logs/01_eda.log"):
+            assert f"fma-genre/sample/{key}" in keys
+        body = s3.get_object(Bucket="runs", Key="fma-genre/sample/notebooks/01_eda.ipynb")["Body"].read()
+        executed = nbformat.reads(body.decode(), as_version=4)
+        assert {c.metadata.papermill.status for c in executed.cells} == {"completed"}
+        with pytest.raises(PipelineError, match="already holds a run"):
+            run_pipeline(QUICK, out, work=tmp_path / "other", notebooks=("01_eda",), progress=False)
