@@ -1,0 +1,132 @@
+"""Extraction throughput on a local Dask cluster: tracks/s with 1 and 2 workers, and the speed-up.
+
+Every clip under ``--data`` (10 FMA mp3 at 44.1 kHz, 20 GTZAN wav at
+22,050 Hz, all 30 s) is listed ``--repeat`` times under distinct track ids,
+so the same files make enough work. For each worker count, a fresh
+:class:`~distributed.LocalCluster` (one thread per worker process) is
+started and warmed (each worker decodes and transforms one clip of each
+format), then :func:`utils.distributed.extract` writes the tracks into a
+fresh temporary cache; the time is the wall time of that call (plan, submit,
+all shards committed). The workers' CPU time over the run gives the cost
+per track in core-seconds. For reference, the same tracks are extracted in
+this process without Dask (:func:`utils.cache.extract`, decode thread
+ahead), and each clip's cost is timed alone in one thread
+(``prefetch=0``), best of ``--rounds``; the ratio of a worker's CPU per
+track to that, on the same clips, is the cost Dask and the decode thread
+add, and it scales the per-format cost to what a worker spends.
+
+The files are read from the OS page cache after the first pass: this is the
+compute cost, not the cost of reading audio from a network file system.
+Wall-clock rates are only meaningful on an otherwise idle machine: each run
+prints the cores other processes used meanwhile (all busy CPU time minus
+this benchmark's own); CPU costs per track hardly depend on it.
+
+    python benchmarks/scale.py [--data data/sample] [--repeat 16] [--shard-size 8]
+"""
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # before numpy loads; Dask's nanny sets the same for workers
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psutil
+from distributed import Client, LocalCluster
+
+from utils import audio, cache, distributed
+from utils.frontend import FrontEnd, LogMel, logmel_file, windows
+
+
+def warm(paths: list[str], fe: FrontEnd) -> None:
+    """Import the decoders and run the front end once in a worker, so start-up is not timed."""
+    lm = LogMel(fe)
+    for path in paths:
+        windows(logmel_file(path, lm), fe)
+
+
+def busy() -> float:
+    """CPU seconds all processes of this machine have run so far (every core, not idle or waiting on I/O)."""
+    t = psutil.cpu_times()
+    return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+
+
+def cluster_run(tracks: pd.DataFrame, fe: FrontEnd, n_workers: int, shard_size: int,
+                examples: list[str]) -> tuple[float, float, float, float]:
+    """Seconds to extract ``tracks`` on ``n_workers`` local workers; CPU seconds of the workers,
+    of this process (client and scheduler), and of all other processes meanwhile."""
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as lc, Client(lc) as client, \
+            tempfile.TemporaryDirectory() as tmp:
+        client.run(warm, examples, fe)
+        cpu0, here0, all0 = client.run(time.process_time), time.process_time(), busy()
+        summary = distributed.extract(tracks, Path(tmp) / "cache", fe, scheduler=lc.scheduler_address,
+                                      shard_size=shard_size, progress=False)
+        cpu1, here1, all1 = client.run(time.process_time), time.process_time(), busy()
+    assert summary.n_ok == len(tracks) and not summary.failed_shards, str(summary)
+    workers, here = sum(cpu1[w] - cpu0[w] for w in cpu1), here1 - here0
+    return summary.seconds, workers, here, all1 - all0 - workers - here
+
+
+def clip_cost(files: list[Path], fe: FrontEnd, rounds: int) -> dict[Path, float]:
+    """Best CPU seconds of ``rounds`` to decode, transform, window and round to float16 each clip, in one thread."""
+    lm = LogMel(fe)
+    best = {f: np.inf for f in files}
+    for _ in range(rounds):
+        for f in files:
+            t0 = time.process_time()
+            windows(logmel_file(f, lm), fe).astype(np.float16)
+            best[f] = min(best[f], time.process_time() - t0)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=Path("data/sample"))
+    ap.add_argument("--repeat", type=int, default=16, help="copies of each clip (distinct track ids)")
+    ap.add_argument("--shard-size", type=int, default=8, help="tracks per shard, i.e. per Dask task")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of the per-clip timing")
+    args = ap.parse_args()
+    fe = FrontEnd()
+    files = [f.resolve() for f in audio.find_audio([args.data])]
+    if not files:
+        raise SystemExit(f"no audio files under {args.data}")
+    tracks = pd.DataFrame([(f"{k:03d}/{f.stem}", str(f)) for k in range(args.repeat) for f in files],
+                          columns=["track_id", "path"])
+    examples = [str(next(f for f in files if f.suffix == s)) for s in sorted({f.suffix for f in files})]
+    print(f"{len(tracks)} tracks ({len(files)} clips x {args.repeat}), shards of {args.shard_size}; "
+          f"{os.cpu_count()} cores; load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        here0, all0 = time.process_time(), busy()
+        local = cache.extract(tracks, Path(tmp) / "cache", fe, shard_size=args.shard_size, progress=False)
+        others = busy() - all0 - (time.process_time() - here0)
+    print(f"in this process, no Dask: {len(tracks) / local.seconds:.2f} tracks/s "
+          f"(other processes meanwhile: {others / local.seconds:.2f} cores)")
+    rate, cost = {}, {}
+    for n in (1, 2):
+        seconds, cpu, here, others = cluster_run(tracks, fe, n, args.shard_size, examples)
+        rate[n], cost[n] = len(tracks) / seconds, cpu / len(tracks)
+        print(f"{n} worker{'s' * (n > 1)}: {rate[n]:.2f} tracks/s ({seconds:.1f} s); CPU per track: "
+              f"workers {cost[n]:.4f} core-s, client + scheduler {here / len(tracks):.4f} core-s "
+              f"(other processes meanwhile: {others / seconds:.2f} cores)")
+    print(f"1 worker: {rate[1]:.2f} tracks/s; 2 workers: {rate[2]:.2f} tracks/s; "
+          f"speed-up {rate[2] / rate[1]:.2f}")
+    best = clip_cost(files, fe, args.rounds)
+    by_kind = {k: np.mean([t for f, t in best.items() if f.suffix == k]) for k in sorted({f.suffix for f in files})}
+    overhead = cost[1] / np.mean(list(best.values()))  # same mix of clips
+    print(f"per-track cost in one thread (best of {args.rounds}, mean over clips), core-s per 30 s clip: "
+          + ", ".join(f"{k} {v:.4f}" for k, v in by_kind.items()))
+    print(f"a worker spends {overhead:.2f}x that (1-worker run, same clips): "
+          + ", ".join(f"{k} {v * overhead:.4f}" for k, v in by_kind.items()) + " core-s per 30 s clip on Dask")
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
