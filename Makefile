@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench slides clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,13 +16,23 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(BIN)/fma-genre spectrograms data/sample
+	$(BIN)/fma-genre predict data/sample
 
 test: install
 	$(BIN)/python -m pytest
 
 bench: install
 	$(BIN)/python benchmarks/frontend.py
+	$(BIN)/python benchmarks/cache.py
+	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/predict.py
+	$(BIN)/python benchmarks/scale.py
+
+# the deck from a pipeline run (default: a fresh --quick run on the bundled sample)
+RUN ?= runs/sample
+slides: install
+	test -f $(RUN)/run.json || $(BIN)/fma-genre pipeline --quick --out $(RUN)
+	$(BIN)/fma-genre slides --run $(RUN)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

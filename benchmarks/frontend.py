@@ -12,6 +12,7 @@ machine load hits all alike.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import numpy as np
 import soundfile as sf
 
 from utils import audio
+from utils.atomic import write_text
 from utils.frontend import FrontEnd, LogMel, logmel_files
 
 
@@ -49,7 +51,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("data/sample"))
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--json", type=Path, help="also write the figures to this JSON file (for the slides)")
     args = ap.parse_args()
+    results = {}
     fe = FrontEnd()
     lm = LogMel(fe)
     methods = {
@@ -86,6 +90,12 @@ def main() -> None:
               f"{best['ours'] / floor:.2f}x the decode floor")
         print(f"{fmt}: naive {1 / best['naive']:.1f} clips/s, ours {1 / best['ours']:.1f} clips/s, "
               f"ratio {best['naive'] / best['ours']:.2f}")
+        results[fmt] = {"clips": len(files), "naive_clips_per_s": 1 / best["naive"],
+                        "ours_clips_per_s": 1 / best["ours"], "ratio": best["naive"] / best["ours"],
+                        "ratio_one_thread": best["naive"] / best["ours 1 thread"],
+                        "decode_floor_ms": floor * 1e3, "ours_over_floor": best["ours"] / floor}
+    if args.json:
+        write_text(args.json, json.dumps({"frontend": results}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -174,7 +174,7 @@ def _train(args: argparse.Namespace) -> int:
 def _slides(args: argparse.Namespace) -> int:
     from .slides import SlideError, build
 
-    folders = ([args.run / "reports"] if args.run else []) + [args.reports]
+    folders = ([args.run_dir / "reports"] if args.run_dir else []) + [args.reports]
     try:
         deck = build(args.source, folders, args.out, pdf=not args.no_pdf)
     except SlideError as err:
@@ -331,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Fill slides/deck.md with the numbers and figures of a run's reports "
                                    "(and the project's reports/ for what the scripts measured), and write "
                                    "OUT/deck.html (self-contained) and OUT/deck.pdf (headless Chromium).")
-    p.add_argument("--run", type=Path, help="a pipeline run folder (runs/NAME); its reports come first")
+    p.add_argument("--run", dest="run_dir", type=Path, help="a pipeline run folder (runs/NAME); its reports come first")
     p.add_argument("--reports", type=Path, default=Path("reports"), help="the project's reports (default: reports)")
     p.add_argument("--source", type=Path, default=Path("slides/deck.md"), help="default: slides/deck.md")
     p.add_argument("--out", type=Path, default=Path("slides"), help="default: slides")

@@ -4,7 +4,8 @@ The source (``slides/deck.md``) is Markdown, one slide per block between
 lines holding only ``---``. Numbers are never typed by hand: a placeholder
 ``{{ cv_gtzan.genres10.models.cnn.accuracy.mean:.1% }}`` reads the JSON
 report ``cv_gtzan.json`` of the reports folder, follows the keys and formats
-the value with the Python format spec after the colon. Figures are Markdown
+the value with the Python format spec after the colon; ``{{ include results.md # Heading }}``
+inserts a section of a Markdown report (a table a script generated). Figures are Markdown
 images, ``![caption](figures/name.png)``, taken from the reports folders (a
 run's first, then the project's ``reports/``) and embedded, so the HTML opens offline. A missing figure or number fails the
 build with a message naming what produces it. The PDF is the HTML printed by
@@ -26,8 +27,9 @@ from .atomic import write_atomic, write_text
 SCRIPT_OUTPUTS = {
     "cv_gtzan": "scripts/cv_experiment.py", "fma_imbalance": "scripts/fma_imbalance.py",
     "transfer": "scripts/transfer_experiment.py", "web_page": "scripts/web_screenshot.py",
-    "benchmarks": "the benchmarks (numbers recorded in reports/benchmarks.json)",
+    "benchmarks_frontend": "benchmarks/frontend.py --json reports/benchmarks_frontend.json",
 }
+_INCLUDE = re.compile(r"\{\{\s*include\s+([\w.-]+\.md)\s*(?:#\s*([^}]*?))?\s*\}\}")
 _PLACEHOLDER = re.compile(r"\{\{\s*([\w-]+)((?:\.[\w-]+)*)\s*(?::([^}]*))?\}\}")
 _IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
 
@@ -92,6 +94,28 @@ def fill_numbers(text: str, reports: list[Path], slide: int) -> str:
     return _PLACEHOLDER.sub(value, text)
 
 
+def include_tables(text: str, reports: list[Path], slide: int) -> str:
+    """Replace ``{{ include file.md # Heading }}`` by that section of a report's Markdown
+    (the whole file without a heading): tables the scripts generate from their JSON."""
+    def section(match: re.Match) -> str:
+        name, heading = match.group(1), (match.group(2) or "").strip()
+        lines = find(name, reports, slide).read_text().splitlines()
+        if not heading:
+            return "\n".join(lines)
+        starts = [i for i, line in enumerate(lines) if line.lstrip("#").strip() == heading and line.startswith("#")]
+        if not starts:
+            raise SlideError(f"slide {slide}: {name} has no section {heading!r}; {producer(name)} writes it")
+        level = len(lines[starts[0]]) - len(lines[starts[0]].lstrip("#"))
+        body = []
+        for line in lines[starts[0] + 1:]:
+            if line.startswith("#") and len(line) - len(line.lstrip("#")) <= level:
+                break
+            body.append(line)
+        return "\n".join(body).strip()
+
+    return _INCLUDE.sub(section, text)
+
+
 def embed_images(text: str, reports: list[Path], slide: int) -> str:
     """Replace each Markdown image by an ``<img>`` whose PNG is embedded as a data URI."""
     def image(match: re.Match) -> str:
@@ -110,7 +134,8 @@ def render(source: str, reports: list[Path]) -> list[str]:
 
     to_html = mistune.create_markdown(escape=False, plugins=["table"])
     blocks = [b.strip() for b in re.split(r"(?m)^---\s*$", source) if b.strip()]
-    return [to_html(embed_images(fill_numbers(b, reports, i), reports, i)) for i, b in enumerate(blocks, 1)]
+    return [to_html(embed_images(fill_numbers(include_tables(b, reports, i), reports, i), reports, i))
+            for i, b in enumerate(blocks, 1)]
 
 
 def build(source: str | os.PathLike, reports: list[str | os.PathLike], out: str | os.PathLike,
