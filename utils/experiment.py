@@ -63,6 +63,8 @@ def fold_splits(track_ids: np.ndarray, folds: np.ndarray) -> list[Split]:
     tests, fold ``k + 1`` validates, the others train."""
     track_ids, folds = np.asarray(track_ids), np.asarray(folds)
     k = int(folds.max()) + 1
+    if k < 3:
+        raise ValueError(f"{k} folds leave nothing to train on: one tests, the next validates; need at least 3")
     return [Split(tuple(track_ids[(folds != f) & (folds != (f + 1) % k)]),
                   tuple(track_ids[folds == (f + 1) % k]), tuple(track_ids[folds == f]))
             for f in range(k)]

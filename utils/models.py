@@ -22,6 +22,13 @@ import numpy as np
 from keras import layers
 
 
+def _batch_norm() -> layers.Layer:
+    # momentum 0.9, not Keras' 0.99: with a few hundred clips an epoch is tens of steps, and at 0.99
+    # the moving statistics stay far from the data for ~15 epochs, so validation sees a model near
+    # chance and early stopping keeps epoch 1 (measured: GTZAN 10 genres, batch 32, 21 % accuracy)
+    return layers.BatchNormalization(momentum=0.9)
+
+
 def _normalised_input(input_shape: tuple[int, int], mean: np.ndarray, std: np.ndarray):
     """The ``(frames, mels)`` input and its per-band standardised copy."""
     inputs = keras.Input(shape=tuple(input_shape), name="logmel_db")
@@ -34,7 +41,7 @@ def _normalised_input(input_shape: tuple[int, int], mean: np.ndarray, std: np.nd
 def _conv_block(x, filters: int, pool: tuple[int, int]):
     """3x3 convolution, batch norm, ReLU, max-pool over (time, frequency)."""
     x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
+    x = _batch_norm()(x)
     x = layers.ReLU()(x)
     return layers.MaxPooling2D(pool)(x)
 
@@ -43,10 +50,10 @@ def _residual_block(x, filters: int):
     """Two 3x3 conv + BN with an identity (or 1x1 projection) shortcut (He et al. 2016)."""
     shortcut = x
     if x.shape[-1] != filters:
-        shortcut = layers.BatchNormalization()(layers.Conv2D(filters, 1, use_bias=False)(x))
-    x = layers.ReLU()(layers.BatchNormalization()(
+        shortcut = _batch_norm()(layers.Conv2D(filters, 1, use_bias=False)(x))
+    x = layers.ReLU()(_batch_norm()(
         layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)))
-    x = layers.BatchNormalization()(layers.Conv2D(filters, 3, padding="same", use_bias=False)(x))
+    x = _batch_norm()(layers.Conv2D(filters, 3, padding="same", use_bias=False)(x))
     return layers.ReLU()(layers.Add()([x, shortcut]))
 
 
@@ -128,7 +135,7 @@ def short_res(input_shape: tuple[int, int], n_classes: int, mean: np.ndarray, st
     for f in filters:
         x = layers.MaxPooling2D(2)(_residual_block(x, f))
     x = layers.GlobalMaxPooling2D()(x)
-    x = layers.ReLU()(layers.BatchNormalization()(layers.Dense(filters[-1], use_bias=False)(x)))
+    x = layers.ReLU()(_batch_norm()(layers.Dense(filters[-1], use_bias=False)(x)))
     return keras.Model(inputs, _classifier(x, n_classes, dropout), name="short_res")
 
 
