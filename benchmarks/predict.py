@@ -6,7 +6,7 @@ Prints, on the real sample with one model (default: the shipped one):
    windows, ``model.predict``), and their ratio;
 2. tracks/s over the sample folder with 1 and 2 jobs;
 3. peak memory (RSS) while classifying a one-hour file, ours vs naive, each
-   in a fresh process with the model loaded and warmed up first;
+   in a fresh process with the model loaded and warmed up (5 min of the file) first;
 4. web API requests/s with 4 concurrent clients uploading a sample mp3.
 
     python benchmarks/predict.py [--model models/default.keras] [--rounds 3]
@@ -39,20 +39,22 @@ def status(key):
     line = next(l for l in open("/proc/self/status") if l.startswith(key))
     return int(line.split()[1]) / 1024
 
-p = load_predictor(sys.argv[1])
-p.predict_file(sys.argv[3], duration=30.0)
-before = status("VmRSS:")
-open("/proc/self/clear_refs", "w").write("5")
-if sys.argv[2] == "ours":
-    p.predict_file(sys.argv[3])
-else:
+def run(duration=None):
+    if sys.argv[2] == "ours":
+        return p.predict_file(sys.argv[3], duration=duration)
     import librosa
     from utils.frontend import windows
     fe = p.frontend
-    y, _ = librosa.load(sys.argv[3], sr=fe.sample_rate)
+    y, _ = librosa.load(sys.argv[3], sr=fe.sample_rate, duration=duration)
     S = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=fe.sample_rate, n_fft=fe.n_fft,
         hop_length=fe.hop_length, n_mels=fe.n_mels), ref=1.0, amin=1e-10, top_db=None).T
-    p.model.predict(windows(S.astype(np.float32), fe), verbose=0)
+    return p.model.predict(windows(S.astype(np.float32), fe), verbose=0)
+
+p = load_predictor(sys.argv[1])
+run(duration=300.0)  # warm up with full batches, so both measure classifying, not compiling
+before = status("VmRSS:")
+open("/proc/self/clear_refs", "w").write("5")
+run()
 print(before, status("VmHWM:"))
 """
 
