@@ -1,11 +1,11 @@
-"""scripts/transfer_experiment.py's report: the committed Markdown is what its JSON renders to, and
-row (a) is the best from-scratch CNN of scripts/cv_experiment.py's committed results."""
+"""scripts/transfer_report.py (transfer_experiment.py's report): the committed Markdown is what
+its JSON renders to, and row (a) is the best from-scratch CNN of scripts/cv_experiment.py's committed results."""
 import importlib.util
 import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("transfer_experiment", ROOT / "scripts" / "transfer_experiment.py")
+spec = importlib.util.spec_from_file_location("transfer_report", ROOT / "scripts" / "transfer_report.py")
 te = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(te)
 
