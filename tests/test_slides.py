@@ -52,6 +52,8 @@ def test_the_deck_from_the_sample_run(sample_run, tmp_path, capsys):
             images = page.locator(".slide.active img")
             widths = [images.nth(k).evaluate("img => img.complete && img.naturalWidth") for k in range(images.count())]
             assert all(w and w > 0 for w in widths), f"slide {i + 1}: broken image"
+            assert page.evaluate("document.querySelector('.slide.active').scrollHeight <= 720"), \
+                f"slide {i + 1}: content taller than the slide"
             page.keyboard.press("ArrowRight")
         assert page.evaluate("location.hash") == f"#s{n}"
         browser.close()
