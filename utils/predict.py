@@ -9,6 +9,7 @@ one batch of windows. A track's probabilities are the mean of its windows'.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,9 @@ class Predictor:
         self.batch_size = batch_size
         self.block_seconds = block_seconds
         self.logmel = LogMel(frontend)
+        # one model call at a time: under JAX, Keras' predict step donates the model's state
+        # buffers, so two threads calling it at once crash; decoding and spectrograms stay parallel
+        self._model_lock = threading.Lock()
 
     def predict_file(self, path: str | Path, offset: float = 0.0,
                      duration: float | None = None) -> TrackPrediction:
@@ -127,9 +131,9 @@ class Predictor:
                       ) -> Iterator[tuple[Path, TrackPrediction | audio.AudioError]]:
         """Classify many files, in order, yielding ``(path, prediction)`` or ``(path, error)``.
 
-        ``jobs`` files are decoded and classified at once in threads (decoders,
-        FFTs and the model release the GIL); a bad file yields its error and
-        the batch goes on.
+        ``jobs`` files are decoded and turned into spectrograms at once in
+        threads (decoders and FFTs release the GIL; model calls take turns);
+        a bad file yields its error and the batch goes on.
         """
         def one(path: Path) -> TrackPrediction | audio.AudioError:
             try:
@@ -148,7 +152,9 @@ class Predictor:
     def _predict(self, batch: list[np.ndarray]) -> np.ndarray:
         from .models import predict_proba
 
-        return predict_proba(self.model, np.stack(batch), self.batch_size)
+        windows = np.stack(batch)
+        with self._model_lock:
+            return predict_proba(self.model, windows, self.batch_size)
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "default.keras"
 
