@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .atomic import write_atomic
+from .s3 import exists as _s3_exists
+from .s3 import is_s3, upload
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = REPO / "notebooks"
@@ -193,10 +195,6 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def is_s3(path: str) -> bool:
-    return str(path).startswith("s3://")
-
-
 def check_kernel(kernel_name: str = "python3") -> str:
     """The Python a kernel runs; :class:`PipelineError` unless it is this process's.
 
@@ -316,7 +314,7 @@ def run_pipeline(config: PipelineConfig, out: str | os.PathLike, *, work: str | 
         entry.update(ended=_now(), seconds=round(time.perf_counter() - start, 1))
         _write_json(layout.record, record)
         if is_s3(out):
-            upload(layout.root, out)
+            upload(layout.root, out, _UPLOADED)
         log(f"{nb}: {entry['status']} in {entry['seconds']:.0f} s" + (f" ({entry['error']})" if "error" in entry else ""))
         if entry["status"] == "failed":
             break
@@ -325,51 +323,8 @@ def run_pipeline(config: PipelineConfig, out: str | os.PathLike, *, work: str | 
                   ended=_now())
     _write_json(layout.record, record)
     if is_s3(out):
-        upload(layout.root, out)
+        upload(layout.root, out, _UPLOADED)
     return record
-
-
-# --- S3 -------------------------------------------------------------------------------------
-
-def _s3_client():
-    import boto3  # papermill's S3 support needs it too
-
-    return boto3.client("s3", endpoint_url=os.environ.get("BOTO3_ENDPOINT_URL"))
-
-
-def _bucket_key(url: str) -> tuple[str, str]:
-    bucket, _, key = url[len("s3://"):].partition("/")
-    return bucket, key
-
-
-def _s3_exists(url: str) -> bool:
-    from botocore.exceptions import ClientError
-
-    bucket, key = _bucket_key(url)
-    try:
-        _s3_client().head_object(Bucket=bucket, Key=key)
-    except ClientError as err:
-        if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            return False
-        raise
-    return True
-
-
-def upload(root: Path, out: str, names: Sequence[str] = _UPLOADED) -> int:
-    """Upload ``names`` (files or folders) of the local run folder ``root`` under the S3 prefix ``out``;
-    returns the number of files. The cache and training checkpoints stay local."""
-    client = _s3_client()
-    bucket, prefix = _bucket_key(out.rstrip("/"))
-    n = 0
-    for name in names:
-        path = root / name
-        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
-        for f in files:
-            if f.name.startswith("."):  # temporary files of atomic writes
-                continue
-            client.upload_file(str(f), bucket, f"{prefix}/{f.relative_to(root).as_posix()}")
-            n += 1
-    return n
 
 
 # --- command line ---------------------------------------------------------------------------
