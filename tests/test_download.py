@@ -62,8 +62,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if srv.cuts:  # the connection drops midway (HTTP/1.0: closed when we return)
             srv.cuts -= 1
             body = body[:CUT]
+        srv.bytes_sent += len(body)  # before the write: the client may finish before this thread resumes
         self.wfile.write(body)
-        srv.bytes_sent += len(body)
 
     def log_message(self, *args) -> None:
         pass
