@@ -75,7 +75,7 @@ def markdown(results: dict) -> str:
                  for s in ("mean", "std"))
     robust = pd.DataFrame({c: [f"{m * 100:.1f} ± {s * 100:.1f}" for m, s in zip(mean[c], std[c])] for c in test_on},
                           index=mean.index).reset_index()
-    scratch = ("" if results["from_scratch_cnn"] else
+    scratch = ("" if scratch_row else
                "(a) the from-scratch CNN is missing: run scripts/cv_experiment.py first (reports/cv_gtzan.json).\n\n")
     return (f"# Transfer learning (issue 10), measured\n\n"
             f"{results['note'] + '. ' if results['note'] else ''}{results['split']}.\n\n"

@@ -8,8 +8,8 @@ one batch of windows. A track's probabilities are the mean of its windows'.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 import threading
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
