@@ -31,8 +31,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from utils import audio, batches, cache
-from utils.frontend import FrontEnd, LogMel, logmel_files, windows
+from utils import audio
+
+from utils.data import batches
+
+from utils.data import cache
+from utils.audio.frontend import FrontEnd, LogMel, logmel_files, windows
 
 BATCH = 64
 

@@ -22,7 +22,7 @@ import soundfile as sf
 
 from utils import audio
 from utils.atomic import write_text
-from utils.frontend import FrontEnd, LogMel, logmel_files
+from utils.audio.frontend import FrontEnd, LogMel, logmel_files
 
 
 def decode_miniaudio(path: Path) -> np.ndarray:

@@ -33,7 +33,7 @@ SAMPLE = ROOT / "data" / "sample"
 MEMORY = """
 import sys
 import numpy as np
-from utils.predict import load_predictor
+from utils.models.predict import load_predictor
 
 def status(key):
     line = next(l for l in open("/proc/self/status") if l.startswith(key))
@@ -43,7 +43,7 @@ def run(duration=None):
     if sys.argv[2] == "ours":
         return p.predict_file(sys.argv[3], duration=duration)
     import librosa
-    from utils.frontend import windows
+    from utils.audio.frontend import windows
     fe = p.frontend
     y, _ = librosa.load(sys.argv[3], sr=fe.sample_rate, duration=duration)
     S = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=fe.sample_rate, n_fft=fe.n_fft,
@@ -62,7 +62,7 @@ print(before, status("VmHWM:"))
 def naive_clip(path: Path, predictor) -> np.ndarray:
     import librosa
 
-    from utils.frontend import windows
+    from utils.audio.frontend import windows
 
     fe = predictor.frontend
     y, _ = librosa.load(path, sr=fe.sample_rate)
@@ -93,8 +93,8 @@ def peak_rss(model: Path, mode: str, audio: Path) -> tuple[float, float]:
 
 
 def main() -> None:
-    from utils.predict import DEFAULT_MODEL, load_predictor
-    from utils.web import create_app, running
+    from utils.models.predict import DEFAULT_MODEL, load_predictor
+    from utils.apps.web import create_app, running
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)

@@ -5,11 +5,11 @@ Every clip under ``--data`` (10 FMA mp3 at 44.1 kHz, 20 GTZAN wav at
 so the same files make enough work. For each worker count, a fresh
 :class:`~distributed.LocalCluster` (one thread per worker process) is
 started and warmed (each worker decodes and transforms one clip of each
-format), then :func:`utils.distributed.extract` writes the tracks into a
+format), then :func:`utils.data.distributed.extract` writes the tracks into a
 fresh temporary cache; the time is the wall time of that call (plan, submit,
 all shards committed). The workers' CPU time over the run gives the cost
 per track in core-seconds. For reference, the same tracks are extracted in
-this process without Dask (:func:`utils.cache.extract`, decode thread
+this process without Dask (:func:`utils.data.cache.extract`, decode thread
 ahead), and each clip's cost is timed alone in one thread
 (``prefetch=0``), best of ``--rounds``; the ratio of a worker's CPU per
 track to that, on the same clips, is the cost Dask and the decode thread
@@ -40,8 +40,12 @@ import pandas as pd
 import psutil
 from distributed import Client, LocalCluster
 
-from utils import audio, cache, distributed
-from utils.frontend import FrontEnd, LogMel, logmel_file, windows
+from utils import audio
+
+from utils.data import cache
+
+from utils.data import distributed
+from utils.audio.frontend import FrontEnd, LogMel, logmel_file, windows
 
 
 def warm(paths: list[str], fe: FrontEnd) -> None:

@@ -3,7 +3,7 @@
 Each model runs in a fresh process (so its peak resident memory is its own)
 on the real GTZAN sample: all clips' 128 x 128 windows, 10 genres. Training
 speed is the best of the epochs after the first (which includes tracing and
-compilation), measured through :func:`utils.training.train`, per-epoch
+compilation), measured through :func:`utils.models.training.train`, per-epoch
 checkpoint commits included. Inference is ``predict_proba`` over the same
 windows, best of 3 after a warm-up. End to end is one 30 s clip: decode ->
 log-Mel -> windows -> model -> mean probabilities, best of 5, split by stage.
@@ -24,6 +24,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from utils.models.registry import CNN_MODELS
+
 
 def rss_mib() -> float:
     """Peak resident memory of this process so far, MiB (Linux reports KiB)."""
@@ -34,8 +36,14 @@ def measure(name: str, data: Path, epochs: int, batch_size: int) -> dict:
     import keras
     import numpy as np
 
-    from utils import audio, backend, models, training
-    from utils.frontend import FrontEnd, LogMel, logmel_file, windows
+    from utils import audio
+
+    from utils.models import backend
+
+    from utils.models import architectures as models
+
+    from utils.models import training
+    from utils.audio.frontend import FrontEnd, LogMel, logmel_file, windows
 
     fe = FrontEnd()
     lm = LogMel(fe)
@@ -97,7 +105,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("data/sample/gtzan"))
     ap.add_argument("--epochs", type=int, default=3, help="training epochs per model (>= 2)")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--models", nargs="+", default=["cnn", "crnn", "parallel", "short_res"])
+    ap.add_argument("--models", nargs="+", default=list(CNN_MODELS))
     args = ap.parse_args()
     if args.epochs < 2:
         ap.error("--epochs must be at least 2: the first epoch includes compilation")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.musicnn import WEIGHTS, build_musicnn, load_weights
+from utils.models.musicnn import WEIGHTS, build_musicnn, load_weights
 
 MODEL = "MSD_musicnn"
 LICENSE = "musicnn-0.1.0.dist-info/LICENSE.md"

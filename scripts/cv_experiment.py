@@ -1,9 +1,9 @@
 """Proof on real GTZAN clips: four CNNs and four hand-crafted baselines, cross-validated on the same folds.
 
 Two tasks: ``binary`` (classical vs metal) and ``multiclass`` (all 10 genres).
-Folds are stratified k-fold by genre (:func:`utils.datasets.repeated_folds`,
+Folds are stratified k-fold by genre (:func:`utils.data.datasets.repeated_folds`,
 seed ``--seed + r`` for repeat ``r``), drawn once per task; every method sees
-the same splits, built by :func:`utils.experiment.fold_splits`: fold k tests,
+the same splits, built by :func:`utils.evaluation.experiment.fold_splits`: fold k tests,
 fold k+1 validates (early stopping and the temperature), the rest trains.
 The baselines train on the same training tracks and ignore the validation fold.
 The CNNs run on the first ``--repeats`` repeats, the cheap baselines on
@@ -34,10 +34,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from utils.models.registry import CNN_MODELS
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_GTZAN = Path("/work/shared/data/gtzan_mini")
 SAMPLE_GTZAN = ROOT / "data" / "sample" / "gtzan"
-CNNS = ("cnn", "crnn", "parallel", "short_res")
+CNNS = CNN_MODELS
 TASKS = {"binary": ("classical", "metal"), "multiclass": None}  # None: every genre present
 KNOWN_FAULTS = (
     ("Repetitions: GTZAN holds exact repeats and several excerpts of the same recording "
@@ -112,7 +114,7 @@ def assign_folds(tracks: pd.DataFrame, n_splits: int, n_repeats: int, seed: int)
     otherwise each genre's clips are dealt round-robin over the folds (shuffled
     with ``seed + r``), so a genre is in as many folds as it has clips.
     """
-    from utils.datasets import repeated_folds
+    from utils.data.datasets import repeated_folds
 
     if tracks.label.value_counts().min() >= n_splits:
         return repeated_folds(tracks, n_splits, n_repeats, seed).to_numpy(int).T, True
@@ -137,7 +139,7 @@ def split_problem(splits, labels: pd.Series) -> str | None:
 
 def load_features_for(tracks: pd.DataFrame, path: Path) -> pd.DataFrame:
     """Hand-crafted features of ``tracks`` (rows aligned), computed once and cached as CSV at ``path``."""
-    from utils.features import features_table, load_features, save_features
+    from utils.evaluation.features import features_table, load_features, save_features
 
     done = load_features(path) if path.exists() else None
     todo = [p for p in tracks.path if done is None or p not in done.index]
@@ -155,8 +157,8 @@ def baseline_folds(X: np.ndarray, y: np.ndarray, ids: np.ndarray, folds: np.ndar
     from sklearn.base import clone
     from sklearn.metrics import accuracy_score, f1_score
 
-    from utils.baselines import make_baselines
-    from utils.experiment import fold_splits
+    from utils.evaluation.baselines import make_baselines
+    from utils.evaluation.experiment import fold_splits
 
     index = {t: i for i, t in enumerate(ids)}
     rows = []
@@ -173,7 +175,7 @@ def baseline_folds(X: np.ndarray, y: np.ndarray, ids: np.ndarray, folds: np.ndar
 
 
 def config_for(model: str, args: argparse.Namespace, augment: bool):
-    from utils.training import Augment, TrainConfig
+    from utils.models.training import Augment, TrainConfig
 
     aug = Augment(time_masks=args.masks, freq_masks=args.masks) if augment else Augment()
     return TrainConfig(model=model, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
@@ -182,13 +184,13 @@ def config_for(model: str, args: argparse.Namespace, augment: bool):
 
 def cnn_folds(cache, classes: list[str], ids: np.ndarray, folds: np.ndarray, config, run_root: Path,
               folder: str, timings_path: Path) -> tuple[pd.DataFrame, dict]:
-    """:func:`utils.experiment.cross_validate` per repeat, with wall time and epochs per fold.
+    """:func:`utils.evaluation.experiment.cross_validate` per repeat, with wall time and epochs per fold.
 
     Runs live in ``<run_root>/<folder>-<config hash>-r<r>-fold<k>`` and resume;
     a run found finished keeps the time measured when it ran (``timings_path``).
     """
-    from utils.evaluation import write_json
-    from utils.experiment import cross_validate
+    from utils.evaluation.reports import write_json
+    from utils.evaluation.experiment import cross_validate
 
     tag = hashlib.sha1(json.dumps(dataclasses.asdict(config), sort_keys=True).encode()).hexdigest()[:8]
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
@@ -247,8 +249,8 @@ def run_task(task: str, tracks: pd.DataFrame, cache, X_all: pd.DataFrame, args, 
     """Baselines and CNNs on one task; the JSON block of that task."""
     from tqdm import tqdm
 
-    from utils.evaluation import save_figure
-    from utils.experiment import fold_splits
+    from utils.evaluation.reports import save_figure
+    from utils.evaluation.experiment import fold_splits
 
     genres = TASKS[task] or tuple(sorted(tracks.label.unique()))
     sub = tracks[tracks.label.isin(genres)].reset_index(drop=True)
@@ -299,7 +301,7 @@ def run_task(task: str, tracks: pd.DataFrame, cache, X_all: pd.DataFrame, args, 
 
 
 def result_rows(task: str, block: dict, args) -> list[dict]:
-    """Rows of :func:`utils.evaluation.results_table` for one task."""
+    """Rows of :func:`utils.evaluation.reports.results_table` for one task."""
     dataset = (f"GTZAN {', '.join(block['classes'])} ({block['n_tracks']} clips)" if len(block["classes"]) == 2
                else f"GTZAN {len(block['classes'])} genres ({block['n_tracks']} clips)")
     split = f"stratified {args.folds}-fold x {args.repeats}, seed {args.seed}"
@@ -362,7 +364,7 @@ def _task_section(task: str, block: dict, args) -> list[str]:
 
 def markdown(result: dict, args) -> str:
     """The report: data, split, training, results table with published figures, run times, faults."""
-    from utils.evaluation import PUBLISHED, results_table, to_markdown
+    from utils.evaluation.reports import PUBLISHED, results_table, to_markdown
 
     rows = [r for task, block in result["tasks"].items() if "skipped" not in block
             for r in result_rows(task, block, args)]
@@ -379,10 +381,10 @@ def markdown(result: dict, args) -> str:
 
 def experiment(args: argparse.Namespace) -> dict:
     """Run everything; write the JSON, Markdown and figures; return the JSON content."""
-    from utils.backend import versions
-    from utils.cache import Cache, extract
-    from utils.datasets import gtzan
-    from utils.evaluation import PUBLISHED, write_atomic, write_json
+    from utils.models.backend import versions
+    from utils.data.cache import Cache, extract
+    from utils.data.datasets import gtzan
+    from utils.evaluation.reports import PUBLISHED, write_atomic, write_json
 
     root, data = resolve_data(args.gtzan)
     tracks = gtzan(root)
@@ -407,7 +409,7 @@ def experiment(args: argparse.Namespace) -> dict:
         "data": data | {"n_tracks": len(tracks), "genres": sorted(counts.index),
                         "clips_per_genre": (f"{counts.min()} per genre" if counts.min() == counts.max()
                                             else f"{counts.min()}-{counts.max()} per genre")},
-        "split": (("stratified k-fold by genre (utils.datasets.repeated_folds" if not data["fallback"] else
+        "split": (("stratified k-fold by genre (utils.data.datasets.repeated_folds" if not data["fallback"] else
                    "round-robin k-fold, NOT stratified (too few clips per genre; assign_folds") +
                   f", k = {args.folds}, seed {args.seed} + repeat), drawn once per task; fold k tests, "
                   f"fold k+1 validates (early stopping, temperature), the other {args.folds - 2} train; "
@@ -419,7 +421,7 @@ def experiment(args: argparse.Namespace) -> dict:
                      f"masks (<= 16 bands) per window, no mixup, no class weights (genres balanced); "
                      f"temperature fitted on the validation fold"),
         "batch_note": BN_NOTE if args.batch_size == 8 else "",
-        "baselines": ("logreg, k-NN (k=5), RBF SVM, MLP (100) on 518 FMA-style features (utils.features: "
+        "baselines": ("logreg, k-NN (k=5), RBF SVM, MLP (100) on 518 FMA-style features (utils.evaluation.features: "
                       "MFCC, chroma, spectral contrast/centroid/bandwidth/roll-off, ZCR, RMS; 7 statistics), "
                       "standardised; trained on each split's training tracks, validation fold unused"),
         "environment": {"cpu_count": os.cpu_count(), "versions": versions(), "this_run": now,
@@ -435,10 +437,10 @@ def experiment(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from utils.audio import AudioError
-    from utils.cache import CacheError
-    from utils.datasets import DatasetError
-    from utils.training import RunError
+    from utils.audio.decoder import AudioError
+    from utils.data.cache import CacheError
+    from utils.data.datasets import DatasetError
+    from utils.models.training import RunError
 
     args = parse_args(argv)
     try:

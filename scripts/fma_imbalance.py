@@ -2,7 +2,7 @@
 
 1. Metadata: the real export ``fma-rock-vs-hiphop.csv.gz`` (known-bad clips
    excluded) gives the class balance, and what each re-balancing method of
-   :func:`utils.datasets.balance` (none, class_weight, undersample,
+   :func:`utils.data.datasets.balance` (none, class_weight, undersample,
    oversample) does to the counts and weights of its 17,719 tracks.
 2. Audio: only two sample MP3s carry a label (000002 Hip-Hop, 001039 Rock).
    Their windows are split in time (first 70 % train, one window skipped as
@@ -51,9 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def balance_table(labels: pd.Series, seed: int = 0) -> pd.DataFrame:
-    """What each method of :func:`utils.datasets.balance` does to ``labels``: per method and class,
+    """What each method of :func:`utils.data.datasets.balance` does to ``labels``: per method and class,
     rows drawn, distinct rows, weight per row and total weight (rows x weight)."""
-    from utils.datasets import balance
+    from utils.data.datasets import balance
 
     y = labels.to_numpy()
     rows = []
@@ -70,8 +70,8 @@ def balance_table(labels: pd.Series, seed: int = 0) -> pd.DataFrame:
 
 def metadata_part(path: Path, seed: int) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """Class balance and re-balancing of the export: JSON block, balance table, methods table."""
-    from utils.datasets import class_balance
-    from utils.fma import load_export
+    from utils.data.datasets import class_balance
+    from utils.data.fma import load_export
 
     kept, excluded = load_export(path)
     counts = class_balance(kept)
@@ -95,8 +95,8 @@ def metadata_part(path: Path, seed: int) -> tuple[dict, pd.DataFrame, pd.DataFra
 def clip_windows(audio_root: Path, metadata: Path, work: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
     """Windows ``x (n, frames, mels)`` of the labelled FMA sample clips, their labels and track ids,
     and the clips used (id, label, windows)."""
-    from utils.cache import Cache, extract
-    from utils.datasets import load_dataset
+    from utils.data.cache import Cache, extract
+    from utils.data.catalog import load_dataset
 
     tracks, _ = load_dataset("fma", audio_root, metadata=metadata)
     labelled = tracks[tracks.label.notna()].reset_index(drop=True)
@@ -134,8 +134,8 @@ def imbalanced(train: np.ndarray, labels: np.ndarray, ratio: float, seed: int) -
 
 def gtzan_test(root: Path, work: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """Windows of GTZAN's hiphop and rock clips, their labels (FMA names) and track ids."""
-    from utils.cache import Cache, extract
-    from utils.datasets import gtzan
+    from utils.data.cache import Cache, extract
+    from utils.data.datasets import gtzan
 
     data = {"root": str(root), "fallback": False}
     if not root.is_dir():
@@ -153,8 +153,8 @@ def gtzan_test(root: Path, work: Path) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 def train_one(method: str, seed: int, x, y, train_idx, val_idx, args, run_dir: Path):
     """The cnn trained on ``train_idx`` re-balanced by ``method``; returns the model and what it trained on."""
-    from utils.datasets import balance
-    from utils.training import TrainConfig, train
+    from utils.data.datasets import balance
+    from utils.models.training import TrainConfig, train
 
     b = balance(y[train_idx], method, seed)
     idx = train_idx[b.indices]
@@ -171,8 +171,8 @@ def train_one(method: str, seed: int, x, y, train_idx, val_idx, args, run_dir: P
 
 def audio_part(args, ratio: float, work: Path) -> tuple[dict, pd.DataFrame]:
     """Train under each method and seed, test on GTZAN hiphop/rock; JSON block and one row per run."""
-    from utils.evaluation import classification_metrics
-    from utils.models import predict_proba, track_probabilities
+    from utils.evaluation.reports import classification_metrics
+    from utils.models.architectures import predict_proba, track_probabilities
 
     x, labels, track, clips = clip_windows(args.audio, args.metadata, work)
     index = {c: i for i, c in enumerate(CLASSES)}
@@ -238,7 +238,7 @@ def plot(counts: pd.DataFrame, methods: pd.DataFrame, runs: pd.DataFrame | None)
     axes[0].set(xlabel="", ylabel="tracks", title=f"FMA export: {counts.total.sum():,} tracks, "
                                                   f"{counts.total.max() / counts.total.min():.2f} : 1")
     sns.barplot(methods, x="method", y="total_weight", hue="class", ax=axes[1])
-    axes[1].set(xlabel="", ylabel="rows x weight", title="training mass per class (utils.datasets.balance)")
+    axes[1].set(xlabel="", ylabel="rows x weight", title="training mass per class (utils.data.datasets.balance)")
     if runs is not None:
         names = {"predicted_hiphop": "called Hip-Hop", "mean_p_hiphop": "mean P(Hip-Hop)",
                  "balanced_accuracy": "balanced accuracy"}
@@ -255,10 +255,10 @@ def plot(counts: pd.DataFrame, methods: pd.DataFrame, runs: pd.DataFrame | None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from utils.audio import AudioError
-    from utils.cache import CacheError
-    from utils.datasets import DatasetError
-    from utils.training import RunError
+    from utils.audio.decoder import AudioError
+    from utils.data.cache import CacheError
+    from utils.data.datasets import DatasetError
+    from utils.models.training import RunError
 
     args = parse_args(argv)
     try:
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace, argv: list[str] | None) -> None:
     """Both parts; writes the JSON and the figure."""
-    from utils.evaluation import save_figure, write_json
+    from utils.evaluation.reports import save_figure, write_json
 
     args.work.mkdir(parents=True, exist_ok=True)
     meta, counts, methods = metadata_part(args.metadata, args.seeds[0])

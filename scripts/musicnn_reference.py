@@ -33,7 +33,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf.compat.v1.layers -> tf_k
 import numpy as np
 
 from utils import audio
-from utils.frontend import MUSICNN, LogMel, windows
+from utils.audio.frontend import MUSICNN, LogMel, windows
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = ("data/sample/gtzan/classical/classical.00000.wav", "data/sample/gtzan/hiphop/hiphop.00000.wav",

@@ -5,9 +5,9 @@ clean and under real-world degradations, with the same repeated stratified folds
         [--select] [--save-default models/default.keras]
 
 Every clip is decoded at 22,050 Hz (GTZAN's rate); each degradation of
-:data:`utils.degrade.DEGRADATIONS` makes one copy of every clip (seeded per
+:data:`utils.audio.degrade.DEGRADATIONS` makes one copy of every clip (seeded per
 clip), used only when that clip is held out; training-time augmentation makes
-more copies of every clip with :class:`utils.degrade.RandomDegradation` (other
+more copies of every clip with :class:`utils.audio.degrade.RandomDegradation` (other
 seeds; how many is part of the head candidate, see ``CANDIDATES``), used only
 when that clip is in the training folds. Each copy is
 resampled to 16 kHz for musicnn (embeddings ``penultimate``, ``max_pool``,
@@ -32,10 +32,10 @@ from tqdm import tqdm
 
 from utils import audio
 from utils.atomic import write_atomic, write_text
-from utils.degrade import DEGRADATIONS, RandomDegradation
-from utils.features import feature_vector
-from utils.musicnn import WEIGHTS, MusicnnEmbedder
-from utils.transfer import HeadConfig
+from utils.audio.degrade import DEGRADATIONS, RandomDegradation
+from utils.evaluation.features import feature_vector
+from utils.models.musicnn import WEIGHTS, MusicnnEmbedder
+from utils.models.transfer import HeadConfig
 
 # run as a script, scripts/ is on sys.path: its report half sits beside it
 from transfer_report import from_scratch_row, markdown, robustness_figure, summarize
@@ -159,7 +159,7 @@ def sklearn_method(data, y, n_classes: int, pipeline, key: str, train_on: list[s
 
 
 def head_method(data, y, n_classes: int, config, train_on: list[str]):
-    from utils.transfer import patch_features, track_probabilities, train_head
+    from utils.models.transfer import patch_features, track_probabilities, train_head
 
     def fit(train):
         x, clips = augmented({c: {"x": patch_features(data[c], config.layers), "track": data[c]["track"]}
@@ -175,7 +175,7 @@ def head_method(data, y, n_classes: int, config, train_on: list[str]):
 
 
 def zero_shot_method(data, classes: list[str]):
-    from utils.transfer import GTZAN_TAGS, track_probabilities, zero_shot
+    from utils.models.transfer import GTZAN_TAGS, track_probabilities, zero_shot
 
     def fit(train):
         def predict(condition, idx):  # musicnn's track-level tags: the mean over patches
@@ -235,8 +235,8 @@ def best_baseline(summary) -> str:
 
 def train_default(data, y: np.ndarray, config, train_on: list[str]) -> dict:
     """The chosen head trained on every clip (and its augmented copies), composed with musicnn."""
-    from utils.musicnn import load_musicnn
-    from utils.transfer import genre_model, patch_features, train_head
+    from utils.models.musicnn import load_musicnn
+    from utils.models.transfer import genre_model, patch_features, train_head
 
     x = np.concatenate([patch_features(data[c], config.layers) for c in train_on])
     labels = np.concatenate([y[data[c]["track"]] for c in train_on])
@@ -249,10 +249,10 @@ def measure_timing(path: str, final: dict, classes: list[str], data, y: np.ndarr
     """Seconds to classify one clip end to end (decode, front end, model): :func:`time_clips`."""
     from sklearn.base import clone
 
-    from utils.features import file_features
-    from utils.frontend import MUSICNN
-    from utils.predict import Predictor
-    from utils.transfer import GTZAN_TAGS, track_features, zero_shot
+    from utils.evaluation.features import file_features
+    from utils.audio.frontend import MUSICNN
+    from utils.models.predict import Predictor
+    from utils.models.transfer import GTZAN_TAGS, track_features, zero_shot
 
     predictor = Predictor(final["model"], classes, MUSICNN)
     tagger, pooled = MusicnnEmbedder(("tags",)), MusicnnEmbedder(("penultimate", "max_pool"))
@@ -260,7 +260,7 @@ def measure_timing(path: str, final: dict, classes: list[str], data, y: np.ndarr
     base = clone(baseline).fit(data["clean"]["features"], y)
     layers = ("penultimate", "max_pool")
     return time_clips({
-        "(c) musicnn + head per patch (composed model, utils.predict.Predictor)":
+        "(c) musicnn + head per patch (composed model, utils.models.predict.Predictor)":
             lambda: predictor.predict_file(path),
         "(c) musicnn track mean+max + logreg":
             lambda: lr.predict_proba(track_features(pooled.file(path), layers)[None]),
@@ -272,11 +272,11 @@ def measure_timing(path: str, final: dict, classes: list[str], data, y: np.ndarr
 
 def save_default(path: Path, model, classes: list[str], config, method: str, root: Path, tracks, split: str,
                  summary, temperature: float, timing: dict, train_on: list[str]) -> None:
-    """Save the default model with its card (utils.modelcard); the card carries the CV figures."""
+    """Save the default model with its card (utils.models.card); the card carries the CV figures."""
     import dataclasses
 
-    from utils.frontend import MUSICNN
-    from utils.modelcard import ModelCard, save_model
+    from utils.audio.frontend import MUSICNN
+    from utils.models.card import ModelCard, save_model
 
     rows = summary[summary.method == method]
     metrics = {"cross_validation": {
@@ -288,13 +288,13 @@ def save_default(path: Path, model, classes: list[str], config, method: str, roo
                            + "; ".join(f"{k} = {v!r}" for k, v in DEGRADATIONS.items()),
         **{r.condition: {"accuracy": r.accuracy_mean, "accuracy_std": r.accuracy_std,
                          "macro_f1": r.macro_f1_mean, "macro_f1_std": r.macro_f1_std} for r in rows.itertuples()},
-    }, "seconds_per_30s_clip_cpu": timing["(c) musicnn + head per patch (composed model, utils.predict.Predictor)"],
-        "timing": "utils.predict.Predictor.predict_file on one 30 s GTZAN wav (decode, front end, model), median "
+    }, "seconds_per_30s_clip_cpu": timing["(c) musicnn + head per patch (composed model, utils.models.predict.Predictor)"],
+        "timing": "utils.models.predict.Predictor.predict_file on one 30 s GTZAN wav (decode, front end, model), median "
                   "of 7 taking turns with the other methods after a warm-up, 2 shared CPU cores"}
     training = {
         "base": "MSD_musicnn (models/musicnn/msd_musicnn.npz, ISC licence), frozen",
         "head": dataclasses.asdict(config), "embedding_layers": list(config.layers),
-        "augmentation": ("clean clips plus RandomDegradation copies (utils.degrade: mp3 32 kbit/s, telephone, "
+        "augmentation": ("clean clips plus RandomDegradation copies (utils.audio.degrade: mp3 32 kbit/s, telephone, "
                          f"pink noise 10 dB, reverb 0.5 s): {len(train_on) - 1} per clip")
         if len(train_on) > 1 else "none",
         "temperature_fitted_on": "held-out clean track probabilities of every cross-validation fold",
@@ -326,7 +326,7 @@ CHOSEN = "penultimate+max_pool, hidden 256, 4 copies"
 
 def select_head(data, y: np.ndarray, folds: np.ndarray, test_on: list[str], reports: Path) -> str:
     """The augmented candidate with the best worst-case accuracy over ``test_on`` (ties: clean accuracy)."""
-    from utils.evaluation import write_json
+    from utils.evaluation.reports import write_json
 
     methods = {name: head_method(data, y, int(y.max()) + 1, config, ["clean", *(f"augment_{k}" for k in range(n))])
                for name, (config, n) in CANDIDATES.items()}
@@ -368,7 +368,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def load_gtzan(path: Path):
     """``(root, note, tracks, classes, y)``; falls back to data/sample/gtzan (and says so) if ``path`` is absent."""
-    from utils.datasets import gtzan
+    from utils.data.datasets import gtzan
 
     root, note = path, ""
     if not root.is_dir():
@@ -383,7 +383,7 @@ def load_gtzan(path: Path):
 def render_only(reports: Path, scratch: Path) -> int:
     import json
 
-    from utils.evaluation import write_json
+    from utils.evaluation.reports import write_json
 
     path = reports / "transfer_results.json"
     results = json.loads(path.read_text()) | {"from_scratch_cnn": from_scratch_row(scratch)}
@@ -398,10 +398,10 @@ def main(argv=None) -> int:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from utils.baselines import cv_folds, make_baselines
-    from utils.calibration import fit_temperature, log_probs
-    from utils.evaluation import classification_metrics, save_figure, write_json, write_report
-    from utils.transfer import track_features
+    from utils.evaluation.baselines import cv_folds, make_baselines
+    from utils.models.calibration import fit_temperature, log_probs
+    from utils.evaluation.reports import classification_metrics, save_figure, write_json, write_report
+    from utils.models.transfer import track_features
 
     args = parse_args(argv)
     if args.render_only:
@@ -412,7 +412,7 @@ def main(argv=None) -> int:
     folds = cv_folds(y, n_splits, args.repeats, args.seed)
     per_genre = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
     split = (f"GTZAN clips in {root.name}/: {len(y)} clips, {per_genre} per genre; "
-             f"stratified {n_splits}-fold x {args.repeats} repeats (utils.baselines.cv_folds, seed {args.seed}); "
+             f"stratified {n_splits}-fold x {args.repeats} repeats (utils.evaluation.baselines.cv_folds, seed {args.seed}); "
              f"the same folds for every method; mean ± std over the {n_splits * args.repeats} test folds")
     print(split, file=sys.stderr)
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from utils.predict import DEFAULT_MODEL, load_predictor
-from utils.web import create_app, running
+from utils.models.predict import DEFAULT_MODEL, load_predictor
+from utils.apps.web import create_app, running
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]

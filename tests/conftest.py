@@ -28,9 +28,9 @@ def tiny_model(tmp_path_factory) -> Path:
     import numpy as np
 
     from utils import audio
-    from utils.frontend import FrontEnd, LogMel, windows
-    from utils.modelcard import ModelCard, save_model
-    from utils.training import TrainConfig, train
+    from utils.audio.frontend import FrontEnd, LogMel, windows
+    from utils.models.card import ModelCard, save_model
+    from utils.models.training import TrainConfig, train
 
     fe = FrontEnd()
     lm = LogMel(fe)
@@ -53,7 +53,7 @@ def tiny_model(tmp_path_factory) -> Path:
 def sample_run(tmp_path_factory) -> tuple[Path, dict]:
     """The five notebooks run once by the pipeline on the bundled sample (``--quick``: one epoch),
     shared by the notebook and slide tests: ``(run folder, run record)``."""
-    from utils.pipeline import PipelineConfig, run_pipeline
+    from utils.apps.pipeline import PipelineConfig, run_pipeline
 
     root = tmp_path_factory.mktemp("pipeline") / "sample"
     return root, run_pipeline(PipelineConfig(quick=True), root, progress=False, log=lambda line: None)

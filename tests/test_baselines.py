@@ -1,5 +1,4 @@
 """Baselines and repeated stratified k-fold on the real GTZAN sample (20 clips, 2 per genre)."""
-import argparse
 import json
 from pathlib import Path
 
@@ -8,9 +7,10 @@ import pandas as pd
 import pytest
 
 from utils import audio
-from utils.baselines import add_cli, cv_folds, make_baselines, repeated_cv, result_rows, summarize_cv
-from utils.evaluation import results_table
-from utils.features import feature_vector, features_table, save_features
+from utils.evaluation.baselines import cv_folds, make_baselines, repeated_cv, result_rows, summarize_cv
+from utils.evaluation.reports import results_table
+from utils.evaluation.features import feature_vector, features_table, save_features
+from utils.apps.cli import main
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample" / "gtzan"
 CLIPS = sorted(SAMPLE.glob("*/*.wav"))
@@ -113,19 +113,14 @@ def test_summary_feeds_the_results_table(clip_features):
 def test_cli(clip_features, tmp_path, capsys):
     table, _, _ = clip_features
     features_csv = save_features(table, tmp_path / "features.csv")
-    parser = argparse.ArgumentParser(prog="fma-genre")
-    add_cli(parser.add_subparsers(dest="command", required=True))
     out = tmp_path / "baselines.json"
-    args = parser.parse_args(["baselines", str(features_csv), "--classes", "classical", "metal", "pop",
-                              "--folds", "2", "--repeats", "2", "--neighbors", "1", "--out", str(out)])
-    assert args.run(args) == 0
+    assert main(["baselines", str(features_csv), "--classes", "classical", "metal", "pop",
+                 "--folds", "2", "--repeats", "2", "--neighbors", "1", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "6 samples, 3 classes (classical, metal, pop), stratified 2-fold x 2 repeats, seed 0" in printed
     saved = json.loads(out.read_text())
     assert saved["classes"] == ["classical", "metal", "pop"] and len(saved["per_fold"]) == 4 * 2 * 2
     assert [row["model"] for row in saved["summary"]] == ["logreg", "knn", "svm", "mlp"]
-    args = parser.parse_args(["baselines", str(features_csv), "--folds", "3"])  # 2 clips per genre
-    assert args.run(args) == 1
+    assert main(["baselines", str(features_csv), "--folds", "3"]) == 1  # 2 clips per genre
     assert "n_splits=3 cannot be greater than the number of members in each class" in capsys.readouterr().err
-    args = parser.parse_args(["baselines", str(tmp_path / "missing.csv")])
-    assert args.run(args) == 1 and "missing.csv: cannot read features CSV" in capsys.readouterr().err
+    assert main(["baselines", str(tmp_path / "missing.csv")]) == 1 and "missing.csv: cannot read features CSV" in capsys.readouterr().err

@@ -12,8 +12,14 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from utils import audio, batches, cache, cli
-from utils.frontend import MUSICNN, FrontEnd, LogMel, windows
+from utils import audio
+
+from utils.data import batches
+
+from utils.data import cache
+
+from utils.apps import cli
+from utils.audio.frontend import MUSICNN, FrontEnd, LogMel, windows
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
@@ -103,7 +109,8 @@ def test_undecodable_and_too_short_tracks_are_recorded_and_skipped(tmp_path):
 KILLED_RUN = textwrap.dedent("""
     import sys, time
     import pandas as pd
-    from utils import batches, cache
+    from utils.data import batches
+    from utils.data import cache
 
     real = cache.logmel_files
     def stalling(paths, lm, prefetch):  # hangs after the first track of the third shard
@@ -225,7 +232,8 @@ def test_window_dataset_batches(built):
 
 FIT = textwrap.dedent("""
     import sys, keras, numpy as np
-    from utils import batches, cache
+    from utils.data import batches
+    from utils.data import cache
     c = cache.Cache(sys.argv[1])
     w = c.windows(labels=["Hip-Hop", "Rock"])
     ds = batches.WindowDataset(c, w, ["Hip-Hop", "Rock"], batch_size=8)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy.special import softmax
 
-from utils.calibration import (apply_temperature, calibration_summary, expected_calibration_error,
+from utils.models.calibration import (apply_temperature, calibration_summary, expected_calibration_error,
                                fit_temperature, log_loss, log_probs, reliability_curve)
 
 N, C = 20_000, 5

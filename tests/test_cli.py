@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from utils.cli import main
+from utils.apps.cli import main
 
 
 def test_help_lists_the_commands(capsys):
@@ -42,7 +42,7 @@ def test_missing_path_is_a_clear_error(capsys):
 
 
 def test_console_script_is_installed():
-    out = subprocess.run([sys.executable, "-m", "utils.cli", "--version"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "utils.apps.cli", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("fma-genre ")
 
 

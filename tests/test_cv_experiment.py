@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from utils.datasets import gtzan
-from utils.experiment import fold_splits
+from utils.data.datasets import gtzan
+from utils.evaluation.experiment import fold_splits
 
 ROOT = Path(__file__).resolve().parents[1]
 

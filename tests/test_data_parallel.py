@@ -17,10 +17,10 @@ TRAIN = textwrap.dedent("""
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
-    from utils import backend
-    from utils.frontend import FrontEnd, LogMel, windows
+    from utils.models import backend
+    from utils.audio.frontend import FrontEnd, LogMel, windows
     from utils import audio
-    from utils.training import TrainConfig, train
+    from utils.models.training import TrainConfig, train
     fe = FrontEnd()
     xs, ys = [], []
     for label, path in enumerate(sys.argv[3:5]):

@@ -11,8 +11,12 @@ import pytest
 import soundfile as sf
 from matplotlib.figure import Figure
 
-from utils import audio, datasets, fma
-from utils.datasets import SPLITS, TRACK_COLUMNS, DatasetError
+from utils import audio
+
+from utils.data import datasets
+
+from utils.data import fma
+from utils.data.datasets import SPLITS, TRACK_COLUMNS, DatasetError
 
 matplotlib.use("Agg")
 

@@ -4,7 +4,7 @@ import pytest
 import scipy.signal
 
 from utils import audio
-from utils.degrade import (DEGRADATIONS, Mp3, PinkNoise, RandomDegradation, Reverb, Telephone,
+from utils.audio.degrade import (DEGRADATIONS, Mp3, PinkNoise, RandomDegradation, Reverb, Telephone,
                            encode_mp3)
 
 SR = 22050  # GTZAN's rate

@@ -12,9 +12,13 @@ import pandas as pd
 import pytest
 from distributed import Client, LocalCluster
 
-from utils import cache, cli, distributed
-from utils.datasets import load_dataset
-from utils.frontend import FrontEnd
+from utils.data import cache
+
+from utils.apps import cli
+
+from utils.data import distributed
+from utils.data.catalog import load_dataset
+from utils.audio.frontend import FrontEnd
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 FE = FrontEnd()
@@ -41,7 +45,7 @@ def tracks(tmp_path_factory) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def reference(tracks, tmp_path_factory):
-    """The single-process cache (utils.cache.extract) of ``tracks``."""
+    """The single-process cache (utils.data.cache.extract) of ``tracks``."""
     out = tmp_path_factory.mktemp("ref") / "cache"
     return out, cache.extract(tracks, out, FE, shard_size=SHARD_SIZE, progress=False)
 

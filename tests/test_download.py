@@ -1,7 +1,6 @@
 """The downloader against a real HTTP server on 127.0.0.1 serving a zip of real FMA mp3s."""
 from __future__ import annotations
 
-import argparse
 import errno
 import hashlib
 import http.server
@@ -13,7 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from utils import download as dl
+from utils.data import download as dl
+from utils.apps.cli import build_parser, main
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "fma" / "audio"
 MEMBERS = ("000/000002.mp3", "001/001039.mp3")
@@ -232,15 +232,13 @@ def test_interrupted_unzip_continues(payload, tmp_path):
 
 
 def test_cli(serve, tmp_path, capsys):
-    parser = argparse.ArgumentParser(prog="fma-genre")
-    dl.add_cli(parser.add_subparsers())
+    parser = build_parser()
     with pytest.raises(SystemExit) as stop:
         parser.parse_args(["download", "--help"])
     assert stop.value.code == 0
     assert "fma_large" in capsys.readouterr().out
     # the real table's name and SHA-1, served wrong bytes from a local mirror
     srv = serve("fma_metadata.zip", b"not the archive")
-    args = parser.parse_args(["download", "fma_metadata", "--dest", str(tmp_path),
-                              "--base-url", srv.base_url, "--no-extract"])
-    assert args.run(args) == 1
+    assert main(["download", "fma_metadata", "--dest", str(tmp_path), "--base-url", srv.base_url,
+                 "--no-extract"]) == 1
     assert f"expected {dl.ARCHIVES['fma_metadata'].sha1}" in capsys.readouterr().err

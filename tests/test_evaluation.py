@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score, top_k_accuracy_score
 
-from utils.calibration import fit_temperature, log_probs
-from utils.evaluation import (PUBLISHED, classification_metrics, read_history, results_table, to_markdown,
+from utils.models.calibration import fit_temperature, log_probs
+from utils.evaluation.reports import (PUBLISHED, classification_metrics, read_history, results_table, to_markdown,
                               write_atomic, write_json, write_report, write_results_table)
 
 GENRES = ["blues", "classical", "metal", "pop"]

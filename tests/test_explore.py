@@ -1,4 +1,4 @@
-"""The notebooks' helpers (utils.explore, utils.growth) on the real sample.
+"""The notebooks' helpers (utils.data.explore, utils.evaluation.growth) on the real sample.
 
 Known answers come from independent computations (pandas on the raw CSVs,
 soundfile headers, NumPy means of cached windows) or, where a test needs an
@@ -11,9 +11,17 @@ import pandas as pd
 import pytest
 import soundfile
 
-from utils import cache, datasets, explore, fma, growth
-from utils.experiment import Split
-from utils.frontend import FrontEnd, LogMel
+from utils.data import cache
+
+from utils.data import datasets
+
+from utils.data import explore
+
+from utils.data import fma
+
+from utils.evaluation import growth
+from utils.evaluation.experiment import Split
+from utils.audio.frontend import FrontEnd, LogMel
 
 ROOT = Path(__file__).resolve().parents[1]
 META = ROOT / "data" / "sample" / "fma" / "metadata"

@@ -1,5 +1,4 @@
 """Hand-crafted features: column layout, known answers on pure tones, real clips, failures, CLI."""
-import argparse
 import shutil
 from pathlib import Path
 
@@ -9,8 +8,9 @@ import pytest
 from scipy import stats
 
 from utils import audio
-from utils.features import (STATISTICS, FeatureConfig, add_cli, columns, feature_vector, features_table,
+from utils.evaluation.features import (STATISTICS, FeatureConfig, columns, feature_vector, features_table,
                             file_features, frame_features, load_features, save_features, summarize)
+from utils.apps.cli import main
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample" / "gtzan"
 CLASSICAL = SAMPLE / "classical" / "classical.00000.wav"
@@ -90,10 +90,7 @@ def test_save_and_load_round_trip(tmp_path):
 
 
 def run_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="fma-genre")
-    add_cli(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.run(args)
+    return main(argv)
 
 
 def test_cli_computes_and_resumes(tmp_path, capsys):

@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from utils import fma
-from utils.datasets import TRACK_COLUMNS, DatasetError
-from utils.fma_bad_tracks import BAD_TRACKS, ISSUE_44
+from utils.data import fma
+from utils.data.datasets import TRACK_COLUMNS, DatasetError
+from utils.data.fma_bad_tracks import BAD_TRACKS, ISSUE_44
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample" / "fma"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from utils.datasets import class_balance
-from utils.fma import load_export
+from utils.data.datasets import class_balance
+from utils.data.fma import load_export
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPORT = ROOT / "data" / "sample" / "fma" / "metadata" / "fma-rock-vs-hiphop.csv.gz"

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from utils import audio
-from utils.frontend import (MUSICNN, FrontEnd, LogMel, fix_frames, logmel_files, stream_windows,
+from utils.audio.frontend import (MUSICNN, FrontEnd, LogMel, fix_frames, logmel_files, stream_windows,
                             window_starts, windows)
 
 

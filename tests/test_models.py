@@ -9,10 +9,11 @@ import keras
 import numpy as np
 import pytest
 
-from utils import models
-from utils.frontend import MUSICNN, FrontEnd, LogMel, logmel_file, windows
-from utils.modelcard import ModelCard, ModelCardError, card_path, load_model, save_model
-from utils.training import band_stats
+from utils.models.registry import CNN_MODELS
+from utils.models import architectures as models
+from utils.audio.frontend import MUSICNN, FrontEnd, LogMel, logmel_file, windows
+from utils.models.card import ModelCard, ModelCardError, card_path, load_model, save_model
+from utils.models.training import band_stats
 
 GTZAN = Path(__file__).resolve().parents[1] / "data" / "sample" / "gtzan"
 
@@ -34,7 +35,7 @@ def build(name: str, x: np.ndarray, n_classes: int) -> keras.Model:
 
 
 @pytest.mark.parametrize("n_classes", [2, 4])
-@pytest.mark.parametrize("name", list(models.MODELS))
+@pytest.mark.parametrize("name", list(CNN_MODELS))
 def test_builders_output_probabilities(name, n_classes, x):
     model = build(name, x, n_classes)
     assert model.input_shape == (None, 128, 128)
@@ -48,7 +49,7 @@ def test_builders_output_probabilities(name, n_classes, x):
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", list(models.MODELS))
+@pytest.mark.parametrize("name", list(CNN_MODELS))
 def test_builders_take_input_shape_from_the_front_end(name):
     lm = LogMel(MUSICNN)
     x = windows(logmel_file(clip("jazz"), lm), MUSICNN)

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from utils import audio
-from utils.frontend import MUSICNN, FrontEnd, LogMel, windows
-from utils.musicnn import (
+from utils.audio.frontend import MUSICNN, FrontEnd, LogMel, windows
+from utils.models.musicnn import (
     EMBEDDING_LAYERS,
     MSD_TAGS,
     WEIGHTS,

@@ -7,7 +7,6 @@ under their stable names, ``run.json``. A run folder is never overwritten
 silently (refused, resumed, or forced). One test executes the committed
 01_eda with nbval (lax), exactly as committed.
 """
-import argparse
 import json
 import shutil
 import subprocess
@@ -18,8 +17,11 @@ import nbformat
 import papermill
 import pytest
 
-from utils import pipeline
-from utils.pipeline import FIGURES, NOTEBOOKS, REPORTS, PipelineConfig, PipelineError, RunLayout, run_pipeline
+from utils.models.registry import CNN_MODELS
+from utils.apps import pipeline
+from utils.apps.pipeline import FIGURES, NOTEBOOKS, REPORTS, PipelineConfig, PipelineError, RunLayout, run_pipeline
+from utils.apps.cli import build_parser, main
+from utils.apps.cli import pipeline as pipeline_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT_LIMIT = 10_000  # bytes of outputs a committed notebook may carry
@@ -39,7 +41,7 @@ def test_committed_notebook_is_parameterised_and_stripped(name):
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and tagged[0] is code[0], "one `parameters` cell, the first code cell"
     # the backend is chosen before anything can import Keras
-    assert code[1].source.startswith("from utils import backend\n\nbackend.use(keras_backend)")
+    assert code[1].source.startswith("from utils.models import backend\n\nbackend.use(keras_backend)")
     assert all(c.execution_count is None for c in code)
     assert sum(len(json.dumps(c.outputs)) for c in code) <= OUTPUT_LIMIT
     assert path.stat().st_size <= FILE_LIMIT
@@ -156,19 +158,18 @@ def test_a_failing_notebook_stops_the_run_and_is_recorded(tmp_path):
 
 
 def test_command_line(tmp_path, capsys):
-    parser = argparse.ArgumentParser(prog="fma-genre")
-    pipeline.add_cli(parser.add_subparsers(dest="command"))
+    parser = build_parser()
     args = parser.parse_args(["pipeline", "--dataset", "fma", "--root", "data/fma_medium", "--metadata",
                               "data/fma_metadata/tracks.csv", "--epochs", "60", "--out", "runs/medium"])
-    config = pipeline.config_from_args(args)
-    assert config.binary_genres == ("Hip-Hop", "Rock") and config.epochs == 60 and config.models == pipeline.MODEL_NAMES
+    config = pipeline_cli.config_from_args(args)
+    assert config.binary_genres == ("Hip-Hop", "Rock") and config.epochs == 60 and config.models == CNN_MODELS
     params = config.parameters(RunLayout(Path("runs/medium")))
     assert Path(params["data_root"]).is_absolute() and params["fma_metadata"] == params["metadata"]
     assert params["out_dir"] == str(Path("runs/medium").resolve())
     folder = parser.parse_args(["pipeline", "--dataset", "folder", "--root", "x"])
-    assert pipeline.config_from_args(folder).binary_genres is None
-    assert pipeline.config_from_args(parser.parse_args(["pipeline"])).root == PipelineConfig.root
-    assert args.run(parser.parse_args(["pipeline", "--dataset", "fma"])) == 1
+    assert pipeline_cli.config_from_args(folder).binary_genres is None
+    assert pipeline_cli.config_from_args(parser.parse_args(["pipeline"])).root == PipelineConfig.root
+    assert main(["pipeline", "--dataset", "fma"]) == 1
     assert "needs --root" in capsys.readouterr().err
     with pytest.raises(SystemExit) as done:
         parser.parse_args(["pipeline", "--help"])

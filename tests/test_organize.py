@@ -5,9 +5,9 @@ import shutil
 import mutagen
 import pytest
 
-from utils.cli import main
-from utils.organize import OrganizeConfig, organize
-from utils.predict import load_predictor
+from utils.apps.cli import main
+from utils.apps.organize import OrganizeConfig, organize
+from utils.models.predict import load_predictor
 
 
 @pytest.fixture(scope="module")

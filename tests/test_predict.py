@@ -6,10 +6,10 @@ import pytest
 import soundfile as sf
 
 from utils import audio
-from utils.frontend import LogMel, windows
-from utils.modelcard import ModelCardError
-from utils.models import predict_proba
-from utils.predict import load_predictor
+from utils.audio.frontend import LogMel, windows
+from utils.models.card import ModelCardError
+from utils.models.architectures import predict_proba
+from utils.models.predict import load_predictor
 
 
 @pytest.fixture(scope="module")

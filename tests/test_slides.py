@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from utils.cli import main
-from utils.slides import SlideError, build, fill_numbers
+from utils.apps.cli import main
+from utils.apps.slides import SlideError, build, fill_numbers
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -15,10 +15,13 @@ import keras
 import numpy as np
 import pytest
 
-from utils import backend, models
-from utils.frontend import FrontEnd, LogMel, logmel_file, windows
-from utils.modelcard import ModelCard, save_model
-from utils.training import (Augment, Batches, RunError, TrainConfig, balanced_class_weight, band_stats,
+from utils.models.registry import CNN_MODELS
+from utils.models import backend
+
+from utils.models import architectures as models
+from utils.audio.frontend import FrontEnd, LogMel, logmel_file, windows
+from utils.models.card import ModelCard, save_model
+from utils.models.training import (Augment, Batches, RunError, TrainConfig, balanced_class_weight, band_stats,
                             mixup, spec_augment, train)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +64,7 @@ def read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-@pytest.mark.parametrize("name", list(models.MODELS))
+@pytest.mark.parametrize("name", list(CNN_MODELS))
 def test_every_model_trains_binary_and_multiclass(name, binary, multiclass, tmp_path):
     for kind, (tr, va), n in (("binary", binary, 2), ("multi", multiclass, 4)):
         result = train(TrainConfig(model=name, epochs=1, batch_size=10), small(tr), small(va), n,
@@ -252,9 +255,10 @@ SCRIPT = """
 import json, sys
 import numpy as np
 from pathlib import Path
-from utils import backend, models
-from utils.modelcard import load_model
-from utils.training import TrainConfig, train
+from utils.models import backend
+from utils.models import architectures as models
+from utils.models.card import load_model
+from utils.models.training import TrainConfig, train
 data = np.load(sys.argv[1])
 x, y = data["x"], data["y"]
 result = train(TrainConfig(epochs=1, batch_size=8), (x, y), (x, y), 2, Path(sys.argv[2]) / "run")

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from utils import audio
-from utils.frontend import MUSICNN, LogMel, windows
-from utils.musicnn import MSD_TAGS, embed_patches, embedding_model, load_musicnn
-from utils.transfer import (FMA_TAGS, FMA_UNMAPPED, GTZAN_TAGS, GTZAN_UNMAPPED, FineTuneConfig, HeadConfig,
+from utils.audio.frontend import MUSICNN, LogMel, windows
+from utils.models.musicnn import MSD_TAGS, embed_patches, embedding_model, load_musicnn
+from utils.models.transfer import (FMA_TAGS, FMA_UNMAPPED, GTZAN_TAGS, GTZAN_UNMAPPED, FineTuneConfig, HeadConfig,
                             fine_tune, genre_model, patch_features, track_features, track_probabilities,
                             train_head, unfreeze, zero_shot)
 

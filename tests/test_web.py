@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from utils.predict import DEFAULT_MODEL, load_predictor
-from utils.web import WebConfig, create_app, running
+from utils.models.predict import DEFAULT_MODEL, load_predictor
+from utils.apps.web import WebConfig, create_app, running
 
 
 @pytest.fixture(scope="module")

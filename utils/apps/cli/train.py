@@ -1,0 +1,72 @@
+"""``fma-genre train``: a model trained on a spectrogram cache, judged on held-out tracks."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from utils.models.registry import CNN_MODELS
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model on a spectrogram cache and judge it on held-out tracks",
+                       description="Train a CNN on the windows of a cache made by `fma-genre extract`, "
+                                   "stop early on the validation loss, judge it per window and per track "
+                                   "on the test tracks, and save it with its model card. Uses the cache's "
+                                   "split (FMA's official one) or a stratified 80/10/10 split. Resumable.")
+    p.add_argument("--cache", type=Path, required=True, help="cache folder")
+    p.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, log, model.keras)")
+    p.add_argument("--model", choices=CNN_MODELS, default="cnn", help="default: cnn")
+    p.add_argument("--classes", nargs="+", help="labels to use (default: all in the cache)")
+    p.add_argument("--epochs", type=int, default=30, help="default: 30")
+    p.add_argument("--batch-size", type=int, default=32, help="default: 32")
+    p.add_argument("--learning-rate", type=float, default=1e-3, help="default: 0.001")
+    p.add_argument("--patience", type=int, default=5, help="epochs without a better validation loss (default: 5)")
+    p.add_argument("--balance", choices=("none", "class_weight", "oversample", "undersample"), default="none",
+                   help="imbalance handling (default: none)")
+    p.add_argument("--spec-augment", type=int, default=0, metavar="N",
+                   help="N time and N frequency masks per window (default: 0)")
+    p.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA", help="mixup alpha (default: 0, off)")
+    p.add_argument("--seed", type=int, default=0, help="default: 0")
+    p.add_argument("--reports", type=Path, help="write metrics JSON and figures here")
+    p.add_argument("--backend", choices=("tensorflow", "jax"), default="tensorflow", help="Keras backend")
+    p.add_argument("--data-parallel", action="store_true",
+                   help="split each batch over all GPUs of this machine (the batch size is the global one)")
+    p.add_argument("--verbose", type=int, default=0, help="Keras progress output (0, 1, 2)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from utils.models import backend
+
+    backend.use(args.backend)
+    from utils.evaluation import experiment
+    from utils.data.cache import Cache
+    from utils.data.datasets import make_splits
+    from utils.models.training import Augment, TrainConfig
+    import pandas as pd
+
+    cache = Cache(args.cache)
+    ok = cache.tracks[cache.tracks.status == "ok"].dropna(subset=["label"])
+    classes = args.classes or sorted(ok.label.unique())
+    ok = ok[ok.label.isin(classes)].reset_index(drop=True)
+    if ok.split.notna().all():
+        split, how = experiment.official_split(cache), "the cache's split"
+    else:
+        ok = ok.assign(artist=pd.NA)  # the cache keeps no artists: a plain stratified split
+        ok = ok.assign(split=make_splits(ok, seed=args.seed))
+        split = experiment.Split(*(tuple(ok.track_id[ok.split == s]) for s in ("training", "validation", "test")))
+        how = f"a stratified 80/10/10 split (seed {args.seed})"
+    augment = Augment(time_masks=2 * args.spec_augment, freq_masks=2 * args.spec_augment, mixup_alpha=args.mixup)
+    config = TrainConfig(args.model, args.epochs, args.batch_size, args.learning_rate, args.seed,
+                         args.patience, augment=augment,
+                         distribution="data_parallel" if args.data_parallel else "none")
+    print(f"training {args.model} on {len(split.training)} tracks of {len(classes)} classes "
+          f"({len(split.validation)} validation, {len(split.test)} test; {how})", file=sys.stderr)
+    out = experiment.run(cache, classes, split, config, args.out, balancing=args.balance,
+                         reports=args.reports, name=args.model, data={"split": how}, verbose=args.verbose)
+    t, w = out.track_metrics, out.window_metrics
+    print(f"test: track accuracy {t['accuracy']:.3f}, macro-F1 {t['macro_f1']:.3f}, log loss {t['log_loss']:.3f}; "
+          f"window accuracy {w['accuracy']:.3f}; temperature {out.temperature:.2f}")
+    print(f"model: {out.model_path} (card beside it)")
+    return 0

@@ -1,0 +1,389 @@
+"""Audio decoding: any audio file -> mono float32 samples at a chosen rate.
+
+One function, :func:`load`, serves training, evaluation, the CLI and the web
+app; :func:`stream` serves long files in bounded memory. Decoding goes
+straight to mono (the decoder mixes the channels) at the file's own rate and
+is then resampled with soxr's high-quality filter, the same resampler
+``librosa.load`` uses by default (``res_type="soxr_hq"``).
+
+Decoders: miniaudio (dr_mp3, dr_wav, dr_flac, stb_vorbis) for MP3, WAV, FLAC
+and Ogg Vorbis, the fastest open decoders in the registries; FFmpeg through
+PyAV for everything else (M4A/AAC, Opus, AIFF, WMA, ...). Every problem with
+an input is raised as an :class:`AudioError` whose message names the file and
+what is wrong with it.
+"""
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import soxr
+from utils.errors import FmaGenreError
+
+AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg", ".oga", ".opus", ".m4a",
+                    ".mp4", ".aac", ".aif", ".aiff", ".wma")
+# Peak amplitude below one 16-bit step (-90.3 dBFS) is digital silence.
+SILENCE_PEAK = 2.0 ** -15
+_BLOCK_FRAMES = 1 << 20  # decoder read size: 1,048,576 frames (23.8 s at 44.1 kHz)
+
+
+class AudioError(FmaGenreError):
+    """An input that cannot be used as audio. ``str(err)`` is ``"<path>: <problem>"``."""
+
+
+class MissingFileError(AudioError):
+    """The path does not exist or is not a regular file."""
+
+
+class EmptyFileError(AudioError):
+    """The file has zero bytes."""
+
+
+class NotAudioError(AudioError):
+    """The file's content is not a known audio format."""
+
+
+class TruncatedAudioError(AudioError):
+    """The file ends before its last frame / declared data does."""
+
+
+class AudioDecodeError(AudioError):
+    """A decoder failed on the file, or it holds no audio samples."""
+
+
+class SilentAudioError(AudioError):
+    """Every sample is below one 16-bit step (digital silence)."""
+
+
+class NonFiniteAudioError(AudioError):
+    """The samples contain NaN or infinity."""
+
+
+class TooShortError(AudioError):
+    """The audio is shorter than the minimum the front end accepts."""
+
+
+def sniff(path: str | os.PathLike) -> str:
+    """Identify a file's audio container from its first bytes.
+
+    Returns one of ``"mp3"``, ``"wav"``, ``"flac"``, ``"ogg"``, ``"mp4"``,
+    ``"aiff"``, ``"asf"``, ``"aac"`` or ``"unknown"``. Raises
+    :class:`MissingFileError` or :class:`EmptyFileError`.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise MissingFileError(path, "no such file" if not p.exists() else "not a regular file")
+    with open(p, "rb") as f:
+        head = f.read(12)
+    if not head:
+        raise EmptyFileError(path, "empty file (0 bytes)")
+    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF
+                              and head[1] & 0xE0 == 0xE0 and (head[1] >> 1) & 3):
+        return "mp3"
+    if head[:2] == b"\xff\xf1" or head[:2] == b"\xff\xf9":
+        return "aac"
+    signatures = {b"fLaC": "flac", b"OggS": "ogg"}
+    if head[:4] in signatures:
+        return signatures[head[:4]]
+    if head[:4] in (b"RIFF", b"RIFX", b"RF64") and head[8:12] == b"WAVE":
+        return "wav"
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "aiff"
+    if head[4:8] == b"ftyp":
+        return "mp4"
+    if head[:4] == b"\x30\x26\xb2\x75":
+        return "asf"
+    return "unknown"
+
+
+def decode(path: str | os.PathLike, offset: float = 0.0,
+           duration: float | None = None) -> tuple[np.ndarray, int]:
+    """Decode an audio file to mono float32 samples at its own rate.
+
+    Parameters
+    ----------
+    path : audio file (MP3, WAV, FLAC, Ogg, M4A, ... see :data:`AUDIO_EXTENSIONS`)
+    offset : start of the excerpt in seconds; only what follows is decoded
+    duration : length of the excerpt in seconds (None: to the end). Decoding
+        stops there, so a 30 s excerpt of a one-hour file costs 30 s of audio.
+
+    Returns
+    -------
+    y : np.ndarray, shape (n_samples,), float32, nominally in [-1, 1]
+    sr : the file's sample rate in Hz
+
+    Raises
+    ------
+    AudioError
+        A subclass naming the file and the problem: missing, empty, not
+        audio, truncated, undecodable, silent or non-finite.
+    """
+    fmt = sniff(path)
+    problem = _truncation(path, fmt)
+    if problem:
+        raise TruncatedAudioError(path, problem)
+    sr, blocks = _decode(path, fmt, offset, duration)
+    parts = list(blocks) or [np.zeros(0, np.float32)]
+    y = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    if y.size == 0:
+        where = f" after {offset:g} s" if offset else ""
+        raise AudioDecodeError(path, f"no audio samples{where}")
+    check_samples(path, y)
+    return y, sr
+
+
+def load(path: str | os.PathLike, sr: int, offset: float = 0.0,
+         duration: float | None = None) -> np.ndarray:
+    """Decode an audio file (see :func:`decode`) to mono float32 samples at ``sr`` Hz.
+
+    Resampling uses soxr's high-quality filter, as ``librosa.load`` does.
+    """
+    y, native_sr = decode(path, offset, duration)
+    return y if native_sr == sr else soxr.resample(y, native_sr, sr, quality="HQ")
+
+
+def stream(path: str | os.PathLike, sr: int, block_seconds: float = 60.0,
+           offset: float = 0.0, duration: float | None = None) -> Iterator[np.ndarray]:
+    """Decode an audio file block by block, in memory bounded by ``block_seconds``.
+
+    Yields mono float32 blocks at ``sr`` Hz (about ``block_seconds`` each,
+    the last shorter). Concatenated, they equal :func:`load` up to the
+    resampler's float rounding. The whole stream is checked like
+    :func:`load`: non-finite samples raise at the block that has them,
+    silence and emptiness at the end.
+    """
+    fmt = sniff(path)
+    problem = _truncation(path, fmt)
+    if problem:
+        raise TruncatedAudioError(path, problem)
+    native_sr, blocks = _decode(path, fmt, offset, duration,
+                                block_frames=max(1, int(block_seconds * 44100)))
+    resampler = None if native_sr == sr else soxr.ResampleStream(native_sr, sr, 1, "float32", "HQ")
+    peak, count = 0.0, 0
+    for block in blocks:
+        if not np.isfinite(block.sum()):
+            raise NonFiniteAudioError(path, "non-finite samples (NaN or infinity)")
+        peak = max(peak, float(np.max(np.abs(block))))
+        count += block.size
+        out = block if resampler is None else resampler.resample_chunk(block)
+        if out.size:
+            yield out
+    if resampler is not None:
+        tail = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+        if tail.size:
+            yield tail
+    if count == 0:
+        raise AudioDecodeError(path, "no audio samples")
+    if peak < SILENCE_PEAK:
+        raise SilentAudioError(path, f"silent audio (peak {_dbfs(peak)})")
+
+
+def check_samples(path: str | os.PathLike, y: np.ndarray) -> None:
+    """Raise :class:`NonFiniteAudioError` or :class:`SilentAudioError` for ``y``."""
+    lo, hi = float(np.min(y)), float(np.max(y))  # NaN propagates through both
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise NonFiniteAudioError(path, "non-finite samples (NaN or infinity)")
+    peak = max(-lo, hi)
+    if peak < SILENCE_PEAK:
+        raise SilentAudioError(path, f"silent audio (peak {_dbfs(peak)})")
+
+
+def _dbfs(peak: float) -> str:
+    return "0, digital silence" if peak == 0 else f"{20 * np.log10(peak):.1f} dBFS"
+
+
+def _decode(path, fmt: str, offset: float, duration: float | None,
+            block_frames: int = _BLOCK_FRAMES) -> tuple[int, Iterator[np.ndarray]]:
+    """Open a decoder; return (native rate in Hz, iterator of mono float32 blocks)."""
+    if offset < 0 or (duration is not None and duration <= 0):
+        raise ValueError(f"offset must be >= 0 and duration > 0, got {offset}, {duration}")
+    if fmt in ("mp3", "wav", "flac", "ogg"):
+        opened = _open_miniaudio(path)
+        if opened is not None:
+            decoder, native_sr = opened
+            return native_sr, _blocks_miniaudio(path, decoder, native_sr, offset, duration, block_frames)
+        if fmt != "ogg":  # Ogg Opus is the one format here miniaudio does not decode
+            raise AudioDecodeError(path, f"the {fmt.upper()} decoder cannot read this file")
+    return _open_av(path, fmt, offset, duration, block_frames)
+
+
+def _open_miniaudio(path):
+    from _miniaudio import ffi, lib  # the compiled core of the `miniaudio` package
+
+    decoder = ffi.new("ma_decoder *")
+    # f32, 1 channel (the decoder averages the channels), rate 0 = the file's own rate
+    config = lib.ma_decoder_config_init(lib.ma_format_f32, 1, 0)
+    if lib.ma_decoder_init_file(os.fsencode(path), ffi.addressof(config), decoder) != lib.MA_SUCCESS:
+        return None
+    return decoder, int(decoder.outputSampleRate)
+
+
+def _blocks_miniaudio(path, decoder, sr: int, offset: float, duration: float | None,
+                      block_frames: int) -> Iterator[np.ndarray]:
+    from _miniaudio import ffi, lib
+
+    try:
+        start = round(offset * sr)
+        if start and lib.ma_decoder_seek_to_pcm_frame(decoder, start) != lib.MA_SUCCESS:
+            return  # offset past the end: nothing to decode
+        remaining = None if duration is None else round(duration * sr)
+        n_read = ffi.new("ma_uint64 *")
+        while remaining is None or remaining > 0:
+            want = block_frames if remaining is None else min(block_frames, remaining)
+            block = np.empty(want, np.float32)
+            lib.ma_decoder_read_pcm_frames(decoder, ffi.from_buffer(block), want, n_read)
+            n = int(n_read[0])
+            if n:
+                yield block[:n]
+            if remaining is not None:
+                remaining -= n
+            if n < want:
+                return
+    finally:
+        lib.ma_decoder_uninit(decoder)
+
+
+def _open_av(path, fmt: str, offset: float, duration: float | None,
+             block_frames: int) -> tuple[int, Iterator[np.ndarray]]:
+    import av
+
+    try:
+        container = av.open(os.fspath(path))
+        stream_ = container.streams.audio[0]
+    except (av.FFmpegError, IndexError, UnicodeDecodeError) as err:
+        if fmt == "unknown":
+            with open(path, "rb") as f:
+                head = f.read(8)
+            raise NotAudioError(path, f"not an audio file (starts with {head!r})") from None
+        raise AudioDecodeError(path, f"cannot decode {fmt.upper()}: {err}") from None
+    sr = int(stream_.codec_context.sample_rate or stream_.rate)
+    return sr, _blocks_av(path, container, stream_, sr, offset, duration, block_frames)
+
+
+def _blocks_av(path, container, stream_, sr: int, offset: float, duration: float | None,
+               block_frames: int) -> Iterator[np.ndarray]:
+    import av
+
+    skip = round(offset * sr)  # decoded from the start and dropped: exact, unlike a seek
+    remaining = None if duration is None else round(duration * sr)
+    pending: list[np.ndarray] = []
+    size = 0
+    to_float = av.AudioResampler(format="fltp", rate=sr)  # keep channels: we mix as miniaudio does
+    try:
+        with container:
+            for frame in container.decode(stream_):
+                for out in to_float.resample(frame):
+                    y = out.to_ndarray().mean(axis=0, dtype=np.float32)
+                    if skip:
+                        y, skip = y[skip:], max(0, skip - y.size)
+                    if remaining is not None:
+                        y = y[:remaining]
+                        remaining -= y.size
+                    if y.size:
+                        pending.append(y)
+                        size += y.size
+                    if size >= block_frames:
+                        yield np.concatenate(pending)
+                        pending, size = [], 0
+                if remaining == 0:
+                    break
+    except av.FFmpegError as err:
+        raise AudioDecodeError(path, f"decoding failed: {err}") from None
+    if pending:
+        yield np.concatenate(pending)
+
+
+def _truncation(path, fmt: str) -> str | None:
+    """Describe how the file is cut short, or None if it is whole (or cannot be told)."""
+    if fmt == "mp3":
+        return _mp3_truncation(path)
+    if fmt == "wav":
+        return _wav_truncation(path)
+    return None
+
+
+def _wav_truncation(path) -> str | None:
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        f.seek(12)
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            cid, n = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if cid == b"data":
+                have = size - f.tell()
+                if 0 < n < 0xFFFFFFFF and have < n:  # 0 / 0xFFFFFFFF: length left unknown by a streaming writer
+                    return f"truncated: WAV data chunk declares {n} bytes, file holds {have}"
+                return None
+            f.seek(n + (n & 1), 1)
+
+
+# MPEG audio bitrates in kbit/s, indexed [version is MPEG-1][layer 1..3][bitrate index]
+_MPEG_KBPS = {
+    True: {1: (0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
+           2: (0, 32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+           3: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)},
+    False: {1: (0, 32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+            2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+            3: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)},
+}
+_MPEG_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+
+
+def _mp3_frame_length(b: bytes, i: int) -> int:
+    """Length in bytes of the MPEG audio frame whose header starts at b[i], or 0 if none does."""
+    if i + 4 > len(b) or b[i] != 0xFF or b[i + 1] & 0xE0 != 0xE0:
+        return 0
+    version, layer_bits = (b[i + 1] >> 3) & 3, (b[i + 1] >> 1) & 3
+    rate_index, padding = (b[i + 2] >> 2) & 3, (b[i + 2] >> 1) & 1
+    bitrate_index = b[i + 2] >> 4
+    if version == 1 or layer_bits == 0 or rate_index == 3 or bitrate_index in (0, 15):
+        return 0
+    layer, mpeg1 = 4 - layer_bits, version == 3
+    bitrate = _MPEG_KBPS[mpeg1][layer][bitrate_index] * 1000
+    rate = _MPEG_RATES[version][rate_index]
+    if layer == 1:
+        return (12 * bitrate // rate + padding) * 4
+    return (144 if mpeg1 or layer == 2 else 72) * bitrate // rate + padding
+
+
+def _mp3_truncation(path, tail_bytes: int = 32768) -> str | None:
+    """Follow the chain of MPEG frames through the file's tail: a last frame
+    that runs past the end of the file means the file was cut short."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        f.seek(max(0, size - tail_bytes))
+        b = f.read()
+    end = len(b) - (128 if b[-128:-125] == b"TAG" else 0)  # ID3v1 tag
+    for start in range(len(b) - 4):
+        first = _mp3_frame_length(b, start)
+        second = first and _mp3_frame_length(b, start + first)
+        if not (second and _mp3_frame_length(b, start + first + second)):
+            continue  # not a run of three frames: a chance sync pattern in the data
+        i = start
+        while i < end and (n := _mp3_frame_length(b, i)):
+            i += n
+        if i > end:
+            return f"truncated MP3: the last frame needs {i - end} bytes more than the file has"
+        if 0 < end - i < 4 and b[i] == 0xFF:
+            return "truncated MP3: the file ends inside a frame header"
+        return None
+    return None
+
+
+def find_audio(paths: list[str | os.PathLike]) -> list[Path]:
+    """Audio files named by ``paths``: files as given, folders searched recursively
+    for :data:`AUDIO_EXTENSIONS` (sorted). A missing path raises :class:`MissingFileError`."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found += sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS and f.is_file())
+        elif p.exists():
+            found.append(p)
+        else:
+            raise MissingFileError(p, "no such file or folder")
+    return found

@@ -1,0 +1,276 @@
+"""Datasets as track tables: GTZAN, any folder of music, splits, class balance and resampling.
+
+Every loader in the project (here and in :mod:`utils.data.fma`) returns a *track
+table*: a pandas DataFrame with one row per track, a RangeIndex, and these
+columns first, in this order:
+
+========  ===================================================================
+track_id  str, unique. FMA: the 6-digit id (``"000002"``); GTZAN: the file
+          stem (``"blues.00000"``); any folder: the path below the root
+          without extension, ``/``-separated (``"rock/song"``)
+path      str, the audio file; NA where no audio folder was given
+label     str, or a tuple of str for multi-label; NA where unknown
+split     ``"training"``, ``"validation"`` or ``"test"``; NA where the
+          dataset has none (see :func:`make_splits`)
+artist    str; NA where unknown. Splits never put one artist in two splits.
+========  ===================================================================
+
+Dataset-specific columns follow these (FMA: ``subset``, ``duration``, ...).
+Row positions (0 .. n-1) are what :func:`balance` returns.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from utils import audio
+from utils.atomic import write_atomic
+from utils.errors import FmaGenreError
+
+TRACK_COLUMNS = ("track_id", "path", "label", "split", "artist")
+SPLITS = ("training", "validation", "test")
+BALANCE_METHODS = ("none", "undersample", "oversample", "class_weight")
+_MAX_FOLDS = 100  # split fractions are realised as whole folds of 1/n, n <= 100
+
+
+class DatasetError(FmaGenreError):
+    """A dataset file or folder that cannot be used. ``str(err)`` is ``"<path>: <problem>"``."""
+
+
+def track_table(frame: pd.DataFrame, source: str | os.PathLike) -> pd.DataFrame:
+    """Check ``frame`` against the track-table schema and put its columns in order.
+
+    Raises :class:`DatasetError` naming ``source`` if a column is missing or
+    a track id is repeated.
+    """
+    missing = [c for c in TRACK_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DatasetError(source, f"track table lacks columns {missing}")
+    repeated = frame.track_id[frame.track_id.duplicated()]
+    if len(repeated):
+        raise DatasetError(source, f"track ids are not unique: {sorted(set(repeated))[:5]}")
+    extras = [c for c in frame.columns if c not in TRACK_COLUMNS]
+    return frame[list(TRACK_COLUMNS) + extras].reset_index(drop=True)
+
+
+def folder(root: str | os.PathLike) -> pd.DataFrame:
+    """Track table of the audio files under ``root`` (searched recursively).
+
+    A file in a sub-folder is labelled with the name of the sub-folder right
+    below ``root`` (``<root>/<label>/.../*.mp3``); a file directly in
+    ``root`` has no label, so a flat folder is an unlabelled library.
+    Extensions are :data:`utils.audio.decoder.AUDIO_EXTENSIONS`; hidden files and
+    folders (names starting with ``.``, such as macOS ``._song.mp3``
+    resource forks) are skipped. No split, no artist.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(root, "no such folder" if not root.exists() else "not a folder")
+    files = [f for f in audio.find_audio([root])
+             if not any(part.startswith(".") for part in f.relative_to(root).parts)]
+    if not files:
+        raise DatasetError(root, f"no audio files ({', '.join(audio.AUDIO_EXTENSIONS)}) "
+                                 "in this folder or below")
+    relative = [f.relative_to(root) for f in files]
+    return track_table(pd.DataFrame({
+        "track_id": [r.with_suffix("").as_posix() for r in relative],
+        "path": [str(f) for f in files],
+        "label": pd.Series([r.parts[0] if len(r.parts) > 1 else None for r in relative], dtype="str"),
+        "split": pd.Series([None] * len(files), dtype="str"),
+        "artist": pd.Series([None] * len(files), dtype="str"),
+    }), root)
+
+
+def gtzan(root: str | os.PathLike) -> pd.DataFrame:
+    """Track table of GTZAN in its usual layout, ``<root>/<genre>/<genre>.000NN.wav``.
+
+    Any audio extension is accepted (``.wav``, ``.flac``, ...). ``track_id``
+    is the file stem (``"blues.00000"``), ``label`` the genre. GTZAN has no
+    official split and no artist column. A file that does not follow the
+    layout raises :class:`DatasetError`; use :func:`folder` for other layouts.
+    """
+    tracks = folder(root)
+    stems = tracks.track_id.str.rsplit("/", n=1).str[-1].astype("str")
+    for path, rel, label, stem in zip(tracks.path, tracks.track_id, tracks.label, stems):
+        if pd.isna(label) or rel.count("/") != 1 or not re.fullmatch(rf"{re.escape(label)}\.\d{{5}}", stem):
+            raise DatasetError(path, "not in the GTZAN layout <genre>/<genre>.NNNNN.<ext>")
+    return track_table(tracks.assign(track_id=stems), root)
+
+
+def make_splits(tracks: pd.DataFrame, fractions: Sequence[float] = (0.8, 0.1, 0.1),
+                seed: int = 0) -> pd.Series:
+    """Deterministic training / validation / test split of the labelled tracks.
+
+    Stratified by label (a multi-label tuple counts as one class) and, where
+    ``artist`` is known, grouped by artist so that no artist is in two
+    splits; a track without an artist is a group of its own. The fractions
+    are realised as whole folds: ``(0.8, 0.1, 0.1)`` is 10 folds of
+    sklearn's ``StratifiedGroupKFold`` (``StratifiedKFold`` when no artist
+    is known) shuffled with ``seed``, 8 / 1 / 1 of them per split: sizes
+    match the fractions to within a track per class (a group, if grouped).
+
+    Returns a str Series aligned with ``tracks``; NA for unlabelled tracks.
+    """
+    counts = _fold_counts(fractions)
+    labelled = tracks.label.notna().to_numpy()
+    folds = _test_folds(tracks[labelled], sum(counts), seed)
+    names = np.repeat(SPLITS, counts)
+    split = pd.Series(None, index=tracks.index, dtype="str", name="split")
+    split[labelled] = names[folds]
+    return split
+
+
+def repeated_folds(tracks: pd.DataFrame, n_splits: int = 5, n_repeats: int = 1,
+                   seed: int = 0) -> pd.DataFrame:
+    """Fold assignments for repeated stratified k-fold cross-validation.
+
+    Column ``r`` holds, for each track, the fold (0 .. ``n_splits``-1) in
+    which it is a test track in repeat ``r``; each repeat reshuffles with
+    seed ``seed + r``. Stratified by label and grouped by artist where known,
+    as :func:`make_splits`. Unlabelled tracks get NA.
+    """
+    labelled = tracks.label.notna().to_numpy()
+    out = pd.DataFrame(index=tracks.index, columns=pd.RangeIndex(n_repeats, name="repeat"), dtype="Int64")
+    for r in range(n_repeats):
+        out.loc[labelled, r] = _test_folds(tracks[labelled], n_splits, seed + r)
+    return out
+
+
+def _fold_counts(fractions: Sequence[float]) -> np.ndarray:
+    """Folds per split for ``fractions``: the fewest whole folds that realise them exactly."""
+    f = np.asarray(fractions, dtype=float)
+    if f.shape != (len(SPLITS),) or (f < 0).any() or not np.isclose(f.sum(), 1.0):
+        raise ValueError(f"fractions must be {len(SPLITS)} non-negative numbers "
+                         f"({', '.join(SPLITS)}) summing to 1, got {tuple(fractions)}")
+    for n in range(2, _MAX_FOLDS + 1):
+        if np.allclose(f * n, np.round(f * n), atol=1e-6):
+            return np.round(f * n).astype(int)
+    raise ValueError(f"fractions must be multiples of 1/n for some n <= {_MAX_FOLDS}, got {tuple(fractions)}")
+
+
+def _test_folds(tracks: pd.DataFrame, n_splits: int, seed: int) -> np.ndarray:
+    """Test-fold index of each (labelled) track for a shuffled stratified (group) k-fold."""
+    # sklearn is slow to import: only the splits need it
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    if len(tracks) < n_splits:
+        raise ValueError(f"{len(tracks)} labelled tracks cannot fill {n_splits} folds")
+    y = tracks.label.map(str).to_numpy()
+    smallest = pd.Series(y).value_counts()
+    if smallest.min() < n_splits:
+        raise ValueError(f"class {smallest.idxmin()!r} has {smallest.min()} tracks: a stratified split "
+                         f"into {n_splits} folds needs at least {n_splits} per class")
+    folds = np.empty(len(tracks), dtype=int)
+    if tracks.artist.notna().any():
+        groups = tracks.artist.where(tracks.artist.notna(), "track:" + tracks.track_id).to_numpy()
+        splitter = StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed)
+        parts = splitter.split(np.zeros(len(y)), y, groups)
+    else:
+        parts = StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
+    for k, (_, test) in enumerate(parts):
+        folds[test] = k
+    return folds
+
+
+def class_balance(tracks: pd.DataFrame) -> pd.DataFrame:
+    """Track counts per class (rows) and split (columns), with a ``total`` column.
+
+    Columns are the splits present, in the order of :data:`SPLITS`, then
+    ``unsplit`` for tracks without a split, then ``total``; rows run from the
+    largest class down. A multi-label track counts once for each of its
+    labels. Unlabelled tracks are not counted.
+    """
+    labelled = tracks.loc[tracks.label.notna(), ["label", "split"]].explode("label")
+    split = labelled.split.fillna("unsplit")
+    table = pd.crosstab(labelled.label.rename("label"), split.rename("split"))
+    table = table[[s for s in (*SPLITS, "unsplit") if s in table.columns]]
+    table["total"] = table.sum(axis=1)
+    return table.sort_values("total", ascending=False, kind="stable")
+
+
+def plot_class_balance(tracks: pd.DataFrame, title: str | None = None) -> Figure:
+    """Horizontal bar chart (seaborn) of :func:`class_balance`, one bar per class and split.
+
+    The title gives the number of tracks and the imbalance ratio (largest
+    class / smallest class). Built on a bare :class:`matplotlib.figure.Figure`,
+    so it needs no pyplot state and no display.
+    """
+    import seaborn as sns  # slow to import, and loads pyplot: only when a figure is drawn
+
+    table = class_balance(tracks)
+    long = table.drop(columns="total").reset_index().melt("label", var_name="split", value_name="tracks")
+    n_hues = table.shape[1] - 1  # bars per class: one per split column
+    fig = Figure(figsize=(7, 1.5 + len(table) * (0.15 + 0.2 * n_hues)), layout="constrained")
+    ax = fig.subplots()
+    sns.barplot(long, x="tracks", y="label", hue="split", orient="h", ax=ax)
+    ax.set(xlabel="tracks", ylabel="")
+    ratio = table.total.max() / table.total.min() if len(table) else float("nan")
+    ax.set_title(title or f"{int(tracks.label.notna().sum()):,} tracks, {len(table)} classes, "
+                          f"imbalance {ratio:.2f} : 1")
+    return fig
+
+
+def save_class_balance(tracks: pd.DataFrame, path: str | os.PathLike, title: str | None = None) -> Path:
+    """Save :func:`plot_class_balance` to ``path`` (format from the extension: .png, .pdf, .svg), atomically."""
+    path = Path(path)
+    figure = plot_class_balance(tracks, title)
+    return write_atomic(path, lambda tmp: figure.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120))
+
+
+@dataclass(frozen=True)
+class Balance:
+    """How to rebalance a training set: train on ``indices`` with ``class_weight``.
+
+    Attributes
+    ----------
+    indices : row positions to train on, sorted (repeated when over-sampled)
+    class_weight : ``{class: weight}`` for Keras ``fit(class_weight=...)``, or None
+    """
+
+    indices: np.ndarray
+    class_weight: dict | None = None
+
+
+def balance(labels: Sequence, method: str = "none", seed: int = 0) -> Balance:
+    """Rebalance single-label training data by ``method``:
+
+    - ``"none"``: every row, no weights
+    - ``"undersample"``: each class drawn without replacement down to the smallest class's count
+    - ``"oversample"``: each class topped up, drawn with replacement, to the largest class's count
+    - ``"class_weight"``: every row, weights ``n / (n_classes * count)`` (sklearn's "balanced")
+
+    ``labels`` are the classes of the rows (class indices for Keras); the
+    draws are seeded by ``seed``.
+    """
+    if method not in BALANCE_METHODS:
+        raise ValueError(f"balance method must be one of {BALANCE_METHODS}, got {method!r}")
+    y = np.asarray(labels)
+    if pd.isna(y).any():
+        raise ValueError("balance needs a label for every row; drop unlabelled rows first")
+    everything = np.arange(len(y))
+    classes, counts = np.unique(y, return_counts=True)
+    if method == "none":
+        return Balance(everything)
+    if method == "class_weight":
+        from sklearn.utils.class_weight import compute_class_weight
+
+        weights = compute_class_weight("balanced", classes=classes, y=y)
+        return Balance(everything, {c.item() if hasattr(c, "item") else c: float(w)
+                                    for c, w in zip(classes, weights)})
+    rng = np.random.default_rng(seed)
+    target = counts.min() if method == "undersample" else counts.max()
+    chosen = []
+    for c in classes:
+        rows = everything[y == c]
+        if method == "undersample":
+            chosen.append(rng.choice(rows, target, replace=False))
+        else:
+            chosen.append(np.concatenate([rows, rng.choice(rows, target - len(rows), replace=True)]))
+    return Balance(np.sort(np.concatenate(chosen)))

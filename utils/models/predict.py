@@ -1,0 +1,171 @@
+"""Prediction: a trained model and its front end -> genre probabilities per window and per track.
+
+The one prediction path behind the CLI, the web app and the evaluation
+notebook. Audio is decoded in blocks (:func:`utils.audio.stream`), turned into
+log-Mel frames block by block and cut into the model's windows as they come,
+so a one-hour file is classified in memory bounded by one block of audio and
+one batch of windows. A track's probabilities are the mean of its windows'.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from utils import audio
+from utils.models.calibration import apply_temperature, log_probs
+from utils.audio.frontend import FrontEnd, LogMel, stream_windows
+
+
+@dataclass(frozen=True)
+class TrackPrediction:
+    """Genre probabilities of one track.
+
+    Attributes
+    ----------
+    path : the file
+    labels : class names, in the model's output order
+    probabilities : (n_classes,) mean of the window probabilities
+    window_times : (n_windows,) start of each window in seconds
+    window_probabilities : (n_windows, n_classes)
+    window_seconds : length of one window in seconds
+    """
+
+    path: str
+    labels: tuple[str, ...]
+    probabilities: np.ndarray
+    window_times: np.ndarray
+    window_probabilities: np.ndarray
+    window_seconds: float
+
+    @property
+    def genre(self) -> str:
+        return self.labels[int(np.argmax(self.probabilities))]
+
+    def top(self, k: int = 3) -> list[tuple[str, float]]:
+        """The ``k`` most probable genres with their probabilities, best first."""
+        order = np.argsort(self.probabilities)[::-1][:k]
+        return [(self.labels[i], float(self.probabilities[i])) for i in order]
+
+    def segments(self) -> list[tuple[float, float, str, float]]:
+        """The genre over time: runs of windows with the same top genre, as
+        ``(start s, end s, genre, mean probability of that genre)``."""
+        best = self.window_probabilities.argmax(axis=1)
+        runs: list[tuple[float, float, str, float]] = []
+        i = 0
+        while i < len(best):
+            j = i
+            while j + 1 < len(best) and best[j + 1] == best[i]:
+                j += 1
+            p = float(self.window_probabilities[i:j + 1, best[i]].mean())
+            runs.append((float(self.window_times[i]), float(self.window_times[j] + self.window_seconds),
+                         self.labels[best[i]], p))
+            i = j + 1
+        return runs
+
+    def to_dict(self, k: int = 3) -> dict:
+        return {"path": self.path, "genre": self.genre,
+                "probability": float(self.probabilities.max()),
+                "top": [{"genre": g, "probability": p} for g, p in self.top(k)],
+                "probabilities": dict(zip(self.labels, map(float, self.probabilities)))}
+
+
+class Predictor:
+    """Classify audio files with a window model and the front end it was trained with.
+
+    Parameters
+    ----------
+    model : a Keras model: windows ``(B, frames, mels)`` -> probabilities (softmax, or one sigmoid unit)
+    labels : class names in the model's output order
+    frontend : the :class:`FrontEnd` from the model's card
+    temperature : calibration temperature for the track probabilities (1 = none)
+    batch_size : windows per model call
+    block_seconds : audio decoded per block when streaming, in seconds
+    """
+
+    def __init__(self, model, labels: Iterable[str], frontend: FrontEnd,
+                 temperature: float = 1.0, batch_size: int = 32, block_seconds: float = 60.0) -> None:
+        self.model = model
+        self.labels = tuple(labels)
+        self.frontend = frontend
+        self.temperature = temperature
+        self.batch_size = batch_size
+        self.block_seconds = block_seconds
+        self.logmel = LogMel(frontend)
+        # one model call at a time: under JAX, Keras' predict step donates the model's state
+        # buffers, so two threads calling it at once crash; decoding and spectrograms stay parallel
+        self._model_lock = threading.Lock()
+
+    def predict_file(self, path: str | Path, offset: float = 0.0,
+                     duration: float | None = None) -> TrackPrediction:
+        """Classify one file (or the excerpt ``offset``..``offset + duration`` seconds).
+
+        Raises :class:`utils.audio.decoder.AudioError` for a file that cannot be used.
+        """
+        fe = self.frontend
+        blocks = audio.stream(path, fe.sample_rate, self.block_seconds, offset, duration)
+        starts, probs = [], []
+        batch: list[np.ndarray] = []
+        for start, window in stream_windows(self.logmel.stream(blocks), fe, source=str(path)):
+            starts.append(start)
+            batch.append(window)
+            if len(batch) == self.batch_size:
+                probs.append(self._predict(batch))
+                batch = []
+        if batch:
+            probs.append(self._predict(batch))
+        window_probs = np.concatenate(probs)
+        frame_seconds = fe.hop_length / fe.sample_rate
+        return TrackPrediction(
+            path=str(path), labels=self.labels,
+            probabilities=apply_temperature(log_probs(window_probs.mean(axis=0, keepdims=True)),
+                                            self.temperature)[0],
+            window_times=offset + np.asarray(starts) * frame_seconds,
+            window_probabilities=window_probs, window_seconds=fe.window_seconds)
+
+    def predict_files(self, paths: Iterable[str | Path], jobs: int = 1
+                      ) -> Iterator[tuple[Path, TrackPrediction | audio.AudioError]]:
+        """Classify many files, in order, yielding ``(path, prediction)`` or ``(path, error)``.
+
+        ``jobs`` files are decoded and turned into spectrograms at once in
+        threads (decoders and FFTs release the GIL; model calls take turns);
+        a bad file yields its error and the batch goes on.
+        """
+        def one(path: Path) -> TrackPrediction | audio.AudioError:
+            try:
+                return self.predict_file(path)
+            except audio.AudioError as err:
+                return err
+
+        paths = [Path(p) for p in paths]
+        if jobs <= 1 or len(paths) < 2:
+            yield from ((p, one(p)) for p in paths)
+            return
+        yield paths[0], one(paths[0])  # the model's first call builds its graph: once, alone
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="predict") as pool:
+            yield from zip(paths[1:], pool.map(one, paths[1:]))
+
+    def _predict(self, batch: list[np.ndarray]) -> np.ndarray:
+        from utils.models.architectures import predict_proba
+
+        windows = np.stack(batch)
+        with self._model_lock:
+            return predict_proba(self.model, windows, self.batch_size)
+
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "default.keras"
+
+
+def load_predictor(path: str | Path | None = None, **options) -> Predictor:
+    """A :class:`Predictor` for a saved model and its card (default: the shipped model).
+
+    Labels, front end and calibration temperature come from the card.
+    ``options`` go to :class:`Predictor` (``batch_size``, ``block_seconds``).
+    """
+    from utils.models.card import load_model
+
+    model, card = load_model(path or DEFAULT_MODEL)
+    return Predictor(model, card.labels, card.frontend, temperature=card.temperature, **options)
