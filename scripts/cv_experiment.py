@@ -1,9 +1,9 @@
 """Proof on real GTZAN clips: four CNNs and four hand-crafted baselines, cross-validated on the same folds.
 
 Two tasks: ``binary`` (classical vs metal) and ``multiclass`` (all 10 genres).
-Folds are stratified k-fold by genre (:func:`utils.data.datasets.repeated_folds`,
+Folds are stratified k-fold by genre (:func:`utils.data.splits.repeated_folds`,
 seed ``--seed + r`` for repeat ``r``), drawn once per task; every method sees
-the same splits, built by :func:`utils.evaluation.experiment.fold_splits`: fold k tests,
+the same splits, built by :func:`utils.data.splits.fold_splits`: fold k tests,
 fold k+1 validates (early stopping and the temperature), the rest trains.
 The baselines train on the same training tracks and ignore the validation fold.
 The CNNs run on the first ``--repeats`` repeats, the cheap baselines on
@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from utils.data.splits import folds_by_class
 from utils.models.registry import CNN_MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,26 +108,6 @@ def resolve_data(requested: Path) -> tuple[Path, dict]:
     return SAMPLE_GTZAN, {"root": str(SAMPLE_GTZAN), "fallback": True, "requested": str(requested), "note": note}
 
 
-def assign_folds(tracks: pd.DataFrame, n_splits: int, n_repeats: int, seed: int) -> tuple[np.ndarray, bool]:
-    """Fold of each track per repeat ``(n_repeats, n_tracks)`` and whether it is stratified.
-
-    Stratified k-fold from the library when every genre has ``n_splits`` clips;
-    otherwise each genre's clips are dealt round-robin over the folds (shuffled
-    with ``seed + r``), so a genre is in as many folds as it has clips.
-    """
-    from utils.data.datasets import repeated_folds
-
-    if tracks.label.value_counts().min() >= n_splits:
-        return repeated_folds(tracks, n_splits, n_repeats, seed).to_numpy(int).T, True
-    folds = np.empty((n_repeats, len(tracks)), int)
-    for r in range(n_repeats):
-        rng = np.random.default_rng(seed + r)
-        order = np.concatenate([rng.permutation(np.flatnonzero(tracks.label.to_numpy() == c))
-                                for c in sorted(tracks.label.unique())])
-        folds[r, order] = np.arange(len(order)) % n_splits
-    return folds, False
-
-
 def split_problem(splits, labels: pd.Series) -> str | None:
     """Why these splits cannot be trained on (an empty set, a training set of one genre), or None."""
     for k, s in enumerate(splits):
@@ -158,7 +139,7 @@ def baseline_folds(X: np.ndarray, y: np.ndarray, ids: np.ndarray, folds: np.ndar
     from sklearn.metrics import accuracy_score, f1_score
 
     from utils.evaluation.baselines import make_baselines
-    from utils.evaluation.experiment import fold_splits
+    from utils.data.splits import fold_splits
 
     index = {t: i for i, t in enumerate(ids)}
     rows = []
@@ -189,7 +170,7 @@ def cnn_folds(cache, classes: list[str], ids: np.ndarray, folds: np.ndarray, con
     Runs live in ``<run_root>/<folder>-<config hash>-r<r>-fold<k>`` and resume;
     a run found finished keeps the time measured when it ran (``timings_path``).
     """
-    from utils.evaluation.reports import write_json
+    from utils.atomic import write_json
     from utils.evaluation.experiment import cross_validate
 
     tag = hashlib.sha1(json.dumps(dataclasses.asdict(config), sort_keys=True).encode()).hexdigest()[:8]
@@ -249,14 +230,14 @@ def run_task(task: str, tracks: pd.DataFrame, cache, X_all: pd.DataFrame, args, 
     """Baselines and CNNs on one task; the JSON block of that task."""
     from tqdm import tqdm
 
-    from utils.evaluation.reports import save_figure
-    from utils.evaluation.experiment import fold_splits
+    from utils.evaluation.plots import save_figure
+    from utils.data.splits import fold_splits
 
     genres = TASKS[task] or tuple(sorted(tracks.label.unique()))
     sub = tracks[tracks.label.isin(genres)].reset_index(drop=True)
     classes = sorted(genres)
     ids = sub.track_id.to_numpy()
-    folds, stratified = assign_folds(sub, args.folds, args.baseline_repeats, args.seed)
+    folds, stratified = folds_by_class(sub, args.folds, args.baseline_repeats, args.seed)
     block = {"classes": classes, "n_tracks": len(sub), "stratified": stratified,
              "folds": {t: folds[:, i].tolist() for i, t in enumerate(ids)}}
     labels = sub.set_index("track_id").label
@@ -384,7 +365,8 @@ def experiment(args: argparse.Namespace) -> dict:
     from utils.models.backend import versions
     from utils.data.cache import Cache, extract
     from utils.data.datasets import gtzan
-    from utils.evaluation.reports import PUBLISHED, write_atomic, write_json
+    from utils.atomic import write_atomic, write_json
+    from utils.evaluation.reports import PUBLISHED
 
     root, data = resolve_data(args.gtzan)
     tracks = gtzan(root)
@@ -409,8 +391,8 @@ def experiment(args: argparse.Namespace) -> dict:
         "data": data | {"n_tracks": len(tracks), "genres": sorted(counts.index),
                         "clips_per_genre": (f"{counts.min()} per genre" if counts.min() == counts.max()
                                             else f"{counts.min()}-{counts.max()} per genre")},
-        "split": (("stratified k-fold by genre (utils.data.datasets.repeated_folds" if not data["fallback"] else
-                   "round-robin k-fold, NOT stratified (too few clips per genre; assign_folds") +
+        "split": (("stratified k-fold by genre (utils.data.splits.repeated_folds" if not data["fallback"] else
+                   "round-robin k-fold, NOT stratified (too few clips per genre; utils.data.splits.folds_by_class") +
                   f", k = {args.folds}, seed {args.seed} + repeat), drawn once per task; fold k tests, "
                   f"fold k+1 validates (early stopping, temperature), the other {args.folds - 2} train; "
                   f"CNNs: {args.repeats} repeat(s) = {args.repeats * args.folds} splits; baselines: the same "

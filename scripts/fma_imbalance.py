@@ -171,7 +171,7 @@ def train_one(method: str, seed: int, x, y, train_idx, val_idx, args, run_dir: P
 
 def audio_part(args, ratio: float, work: Path) -> tuple[dict, pd.DataFrame]:
     """Train under each method and seed, test on GTZAN hiphop/rock; JSON block and one row per run."""
-    from utils.evaluation.reports import classification_metrics
+    from utils.evaluation.metrics import classification_metrics
     from utils.models.architectures import predict_proba, track_probabilities
 
     x, labels, track, clips = clip_windows(args.audio, args.metadata, work)
@@ -271,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace, argv: list[str] | None) -> None:
     """Both parts; writes the JSON and the figure."""
-    from utils.evaluation.reports import save_figure, write_json
+    from utils.atomic import write_json
+    from utils.evaluation.plots import save_figure
 
     args.work.mkdir(parents=True, exist_ok=True)
     meta, counts, methods = metadata_part(args.metadata, args.seeds[0])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from utils.data.datasets import gtzan
-from utils.evaluation.experiment import fold_splits
+from utils.data.splits import fold_splits, folds_by_class
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ def tracks(sample):
 
 
 def test_folds_are_stratified_when_every_genre_fills_them(tracks):
-    folds, stratified = cv.assign_folds(tracks, 2, 3, seed=0)
+    folds, stratified = folds_by_class(tracks, 2, 3, seed=0)
     assert stratified and folds.shape == (3, len(tracks))
     for repeat in folds:  # 2 clips per genre, 2 folds: one clip of each genre per fold
         per_genre = tracks.assign(fold=repeat).groupby("label").fold.nunique()
@@ -38,14 +38,14 @@ def test_folds_are_stratified_when_every_genre_fills_them(tracks):
 
 
 def test_too_few_clips_give_round_robin_folds_and_a_named_problem(tracks):
-    folds, stratified = cv.assign_folds(tracks, 3, 2, seed=0)
+    folds, stratified = folds_by_class(tracks, 3, 2, seed=0)
     assert not stratified
     for repeat in folds:
         assert (tracks.assign(fold=repeat).groupby("label").fold.nunique() == 2).all()
         assert np.ptp(np.bincount(repeat)) <= 1  # folds of equal size, to one clip
     assert not (folds[0] == folds[1]).all()  # each repeat reshuffles
     binary = tracks[tracks.label.isin(["classical", "metal"])].reset_index(drop=True)
-    b_folds, _ = cv.assign_folds(binary, 3, 1, seed=0)
+    b_folds, _ = folds_by_class(binary, 3, 1, seed=0)
     problem = cv.split_problem(fold_splits(binary.track_id.to_numpy(), b_folds[0]),
                                binary.set_index("track_id").label)
     assert problem and "split" in problem

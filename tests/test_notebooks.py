@@ -177,7 +177,7 @@ def test_command_line(tmp_path, capsys):
     taken = tmp_path / "taken"
     taken.mkdir()
     (taken / "x").write_text("")
-    assert args.run(parser.parse_args(["pipeline", "--out", str(taken)])) == 1
+    assert main(["pipeline", "--out", str(taken)]) == 1
     assert "not a pipeline run" in capsys.readouterr().err
 
 

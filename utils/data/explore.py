@@ -12,7 +12,7 @@ per-genre mean spectra into the "most distinct first" order that the
 genre-growth experiment (:mod:`utils.evaluation.growth`) follows.
 
 Figures are bare :class:`matplotlib.figure.Figure` objects (no pyplot state),
-saved with :func:`utils.evaluation.reports.save_figure`.
+saved with :func:`utils.evaluation.plots.save_figure`.
 """
 from __future__ import annotations
 

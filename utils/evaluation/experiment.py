@@ -22,22 +22,15 @@ import pandas as pd
 from utils.data.cache import Cache, Windows
 from utils.models.calibration import apply_temperature, fit_temperature, log_probs
 from utils.data.datasets import balance
-from utils.evaluation.reports import classification_metrics, write_report
+from utils.data.splits import Split, cross_validate as run_splits, fold_splits
+from utils.evaluation.metrics import classification_metrics
+from utils.evaluation.reports import write_report
 from utils.models.card import ModelCard, save_model
 
 if TYPE_CHECKING:
     from utils.models.training import TrainConfig
 
 BALANCING = ("none", "class_weight", "oversample", "undersample")
-
-
-@dataclass(frozen=True)
-class Split:
-    """Track ids of the training, validation and test sets."""
-
-    training: tuple[str, ...]
-    validation: tuple[str, ...]
-    test: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -50,24 +43,6 @@ class Outcome:
     temperature: float
     model_path: Path
     training: dict
-
-
-def official_split(cache: Cache) -> Split:
-    """The split recorded in the cache's index (e.g. FMA's official one)."""
-    ok = cache.tracks[cache.tracks.status == "ok"]
-    return Split(*(tuple(ok.track_id[ok.split == s]) for s in ("training", "validation", "test")))
-
-
-def fold_splits(track_ids: np.ndarray, folds: np.ndarray) -> list[Split]:
-    """One split per fold ``k`` of ``folds`` (a fold number per track): fold ``k``
-    tests, fold ``k + 1`` validates, the others train."""
-    track_ids, folds = np.asarray(track_ids), np.asarray(folds)
-    k = int(folds.max()) + 1
-    if k < 3:
-        raise ValueError(f"{k} folds leave nothing to train on: one tests, the next validates; need at least 3")
-    return [Split(tuple(track_ids[(folds != f) & (folds != (f + 1) % k)]),
-                  tuple(track_ids[folds == (f + 1) % k]), tuple(track_ids[folds == f]))
-            for f in range(k)]
 
 
 def subset(windows: Windows, idx: np.ndarray) -> Windows:
@@ -144,7 +119,7 @@ def _calibrated(p: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def _headline(metrics: dict) -> dict:
-    """The scalar metrics of :func:`utils.evaluation.reports.classification_metrics`, for a card."""
+    """The scalar metrics of :func:`utils.evaluation.metrics.classification_metrics`, for a card."""
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) or v is None}
 
 
@@ -157,11 +132,14 @@ def cross_validate(cache: Cache, classes: list[str], folds: np.ndarray, track_id
     and log loss, plus window-level accuracy. Each fold's run lives in
     ``<run_root>/<name>-fold<k>`` and resumes if interrupted.
     """
-    rows = []
-    for k, split in enumerate(fold_splits(track_ids, folds)):
+    splits = fold_splits(track_ids, folds)
+
+    def evaluate(split: Split) -> dict:
+        k = splits.index(split)
         out = run(cache, classes, split, config, Path(run_root) / f"{name}-fold{k}", balancing=balancing)
         t = out.track_metrics
-        rows.append({"fold": k, "accuracy": t["accuracy"], "balanced_accuracy": t["balanced_accuracy"],
-                     "macro_f1": t["macro_f1"], "log_loss": t["log_loss"],
-                     "window_accuracy": out.window_metrics["accuracy"], "temperature": out.temperature})
-    return pd.DataFrame(rows)
+        return {"accuracy": t["accuracy"], "balanced_accuracy": t["balanced_accuracy"], "macro_f1": t["macro_f1"],
+                "log_loss": t["log_loss"], "window_accuracy": out.window_metrics["accuracy"],
+                "temperature": out.temperature}
+
+    return run_splits(splits, evaluate)
