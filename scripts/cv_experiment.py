@@ -484,7 +484,8 @@ def experiment(args: argparse.Namespace) -> dict:
     when_trained = json.loads((work / "trained.json").read_text())
     result = {
         "name": args.name,
-        "command": (f"--gtzan {args.gtzan} --name {args.name} --tasks {' '.join(args.tasks)} --models {' '.join(args.models)} "
+        "command": (f"--gtzan {args.gtzan} --name {args.name} --tasks {' '.join(args.tasks)} "
+                    f"--models {' '.join(args.models)} "
                     f"--ablate-augment {' '.join(args.ablate_augment)} --folds {args.folds} --repeats {args.repeats} "
                     f"--baseline-repeats {args.baseline_repeats} --epochs {args.epochs} --patience {args.patience} "
                     f"--batch-size {args.batch_size} --masks {args.masks} --seed {args.seed}"),

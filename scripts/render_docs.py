@@ -111,7 +111,8 @@ def refresh(text: str, read: Callable[[str], str]) -> str:
     """``text`` with each block's content replaced by ``read(file)`` (which ends with a newline)."""
     def sub(m: re.Match) -> str:
         content = read(m.group(1))
-        return f"<!-- BEGIN {m.group(1)} -->\n{content}{'' if content.endswith(chr(10)) else chr(10)}<!-- END {m.group(1)} -->"
+        content += "" if content.endswith("\n") else "\n"
+        return f"<!-- BEGIN {m.group(1)} -->\n{content}<!-- END {m.group(1)} -->"
     return BLOCK.sub(sub, text)
 
 
