@@ -16,7 +16,7 @@ def git(*args: str) -> str:
 def test_block_names_this_checkout_the_machine_and_the_command():
     block = finish(provenance(["benchmarks/cache.py", "--rounds", "1"], note="shared machine"))
     assert block["commit"] == git("rev-parse", "HEAD")
-    assert block["dirty"] == bool(git("status", "--porcelain", "--untracked-files=no"))
+    assert block["dirty"] == bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!reports"))
     assert block["command"] == "python benchmarks/cache.py --rounds 1"
     assert block["machine"]["cpu_count"] == os.cpu_count() and block["machine"]["cpu"]
     assert len(block["load_average"]) == len(block["load_average_after"]) == 3

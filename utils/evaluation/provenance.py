@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def git_state(root: str | os.PathLike = ROOT) -> dict:
-    """Commit of ``root``'s checkout and whether tracked files differ from it.
+    """Commit of ``root``'s checkout and whether tracked files other than ``reports/`` differ from it
+    (a benchmark rewriting a committed report does not make the code it runs uncommitted).
 
     Returns ``{"commit": None, "dirty": None}`` outside a git checkout or without git.
     """
@@ -40,7 +41,7 @@ def git_state(root: str | os.PathLike = ROOT) -> dict:
         return out.stdout.strip() if out.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!reports") if commit else None
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
