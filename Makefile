@@ -21,12 +21,14 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
+# each benchmark writes reports/benchmarks_<name>.json + .md; render_docs copies the tables into README.md
 bench: install
 	$(BIN)/python benchmarks/frontend.py
 	$(BIN)/python benchmarks/cache.py
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/predict.py
 	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python scripts/render_docs.py
 
 # the deck from a pipeline run (default: a fresh --quick run on the bundled sample)
 RUN ?= runs/sample

@@ -36,13 +36,16 @@ BALANCING = ("none", "class_weight", "oversample", "undersample")
 @dataclass(frozen=True)
 class Outcome:
     """One run's results: metrics per window and per track (calibrated), the
-    temperature, the saved model and how training went."""
+    temperature, the saved model and how training went; ``validation_metrics``:
+    the validation tracks' metrics before calibration, for choosing between runs
+    without looking at the test tracks."""
 
     window_metrics: dict
     track_metrics: dict
     temperature: float
     model_path: Path
     training: dict
+    validation_metrics: dict
 
 
 def subset(windows: Windows, idx: np.ndarray) -> Windows:
@@ -96,6 +99,7 @@ def run(cache: Cache, classes: list[str], split: Split, config: TrainConfig, run
                 np.array([index[labels[t]] for t in ids]), pt)
 
     _, _, yv, pv = judged(sets["validation"])
+    validation_metrics = classification_metrics(yv, pv, classes)
     temperature = fit_temperature(log_probs(pv), yv)
     yw, pw, yt, pt = judged(sets["test"])
     window_metrics = classification_metrics(yw, pw, classes)
@@ -111,7 +115,8 @@ def run(cache: Cache, classes: list[str], split: Split, config: TrainConfig, run
                      temperature=temperature)
     model_path = run_dir / "model.keras"
     save_model(result.model, model_path, card)
-    return Outcome(window_metrics, track_metrics, temperature, model_path, result.summary())
+    return Outcome(window_metrics, track_metrics, temperature, model_path, result.summary(),
+                   _headline(validation_metrics))
 
 
 def _calibrated(p: np.ndarray, temperature: float) -> np.ndarray:
@@ -129,7 +134,8 @@ def cross_validate(cache: Cache, classes: list[str], folds: np.ndarray, track_id
     """Run :func:`run` on each fold of ``folds`` (fold per track, aligned with ``track_ids``).
 
     Returns one row per fold: track-level accuracy, balanced accuracy, macro-F1
-    and log loss, plus window-level accuracy. Each fold's run lives in
+    and log loss, window-level accuracy, the temperature, and the validation
+    tracks' accuracy and log loss (before calibration: what selection may use). Each fold's run lives in
     ``<run_root>/<name>-fold<k>`` and resumes if interrupted.
     """
     splits = fold_splits(track_ids, folds)
@@ -140,6 +146,7 @@ def cross_validate(cache: Cache, classes: list[str], folds: np.ndarray, track_id
         t = out.track_metrics
         return {"accuracy": t["accuracy"], "balanced_accuracy": t["balanced_accuracy"], "macro_f1": t["macro_f1"],
                 "log_loss": t["log_loss"], "window_accuracy": out.window_metrics["accuracy"],
-                "temperature": out.temperature}
+                "temperature": out.temperature, "val_accuracy": out.validation_metrics["accuracy"],
+                "val_log_loss": out.validation_metrics["log_loss"]}
 
     return run_splits(splits, evaluate)

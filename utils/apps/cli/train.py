@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         ok = ok.assign(split=make_splits(ok, seed=args.seed))
         split = Split(*(tuple(ok.track_id[ok.split == s]) for s in SPLITS))
         how = f"a stratified 80/10/10 split (seed {args.seed})"
-    augment = Augment(time_masks=2 * args.spec_augment, freq_masks=2 * args.spec_augment, mixup_alpha=args.mixup)
+    augment = Augment(time_masks=args.spec_augment, freq_masks=args.spec_augment, mixup_alpha=args.mixup)
     config = TrainConfig(args.model, args.epochs, args.batch_size, args.learning_rate, args.seed,
                          args.patience, augment=augment,
                          distribution="data_parallel" if args.data_parallel else "none")
