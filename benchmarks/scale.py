@@ -165,7 +165,6 @@ def main() -> None:
 
 def markdown(report: dict) -> str:
     """The README's tables of ``report``: measured rates, then the cluster projection for an mp3 clip's cost."""
-    w1, w2 = report["workers"]["1"], report["workers"]["2"]
     cost = report["worker_core_s_per_clip"][".mp3"]
     proj = report["projection"]
     per_machine = proj["workers_per_machine"]
