@@ -216,9 +216,8 @@ def audio_part(args, ratio: float, work: Path) -> tuple[dict, pd.DataFrame]:
              "toward or away from the majority class."),
             "Validation windows come from the same two clips, so early stopping tracks within-clip fit.",
             ("A run is 1-3 steps per epoch, so BatchNorm's moving averages (momentum 0.99) are far from "
-             "settled (see cv_gtzan.md); a one-off check outside this script, re-estimating them on the "
-             "training windows of the seed-0 none and class_weight models, gave a mean P(Rock) of 0.02 and 0.01 "
-             "on the GTZAN windows (51 % window accuracy): the pull toward Hip-Hop is not a BatchNorm artefact."),
+             "settled (see cv_gtzan.md); a one-off check outside this script (not recorded, so no figure is "
+             "quoted), re-estimating them on the training windows, still pulled toward Hip-Hop."),
             ("The test is out of dataset (GTZAN WAV clips, other years and production, GTZAN's genre "
              "definitions rather than FMA's artist-chosen ones)."),
         ],
