@@ -5,8 +5,11 @@ sample (``--quick``: one epoch), once per session, and checks what a run
 must leave behind: executed copies without errors, the reports and figures
 under their stable names, ``run.json``. A run folder is never overwritten
 silently (refused, resumed, or forced). One test executes the committed
-01_eda with nbval (lax), exactly as committed.
+01_eda with nbval (lax), exactly as committed. The executed copies under
+``notebooks/executed/`` (``make notebooks``) must hold the current notebooks' cells.
 """
+import base64
+import io
 import json
 import os
 import shutil
@@ -20,6 +23,7 @@ import pytest
 
 from utils.models.registry import CNN_MODELS
 from utils.apps import pipeline
+from utils.apps.notebooks import AUDIO_STUB, publish
 from utils.apps.pipeline import (FIGURES, NOTEBOOKS, REPORTS, PipelineConfig, PipelineError, RunLayout, run_pipeline,
                                  smoke_test)
 from utils.apps.cli import build_parser, main
@@ -28,6 +32,7 @@ from utils.apps.cli import pipeline as pipeline_cli
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT_LIMIT = 10_000  # bytes of outputs a committed notebook may carry
 FILE_LIMIT = 64 * 1024
+EXECUTED_LIMIT = 3 * 1024 * 1024  # bytes of all five executed copies together
 # knobs a notebook keeps at its own default (the pipeline does not set them)
 NOTEBOOK_ONLY = {"model", "balancing", "growth_model", "growth_steps", "n_examples"}
 QUICK = PipelineConfig(quick=True)  # what the session's sample_run fixture (conftest.py) runs
@@ -43,7 +48,8 @@ def test_committed_notebook_is_parameterised_and_stripped(name):
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and tagged[0] is code[0], "one `parameters` cell, the first code cell"
     # one set-up call, which chooses the backend before anything can import Keras
-    assert code[1].source.startswith("from utils.apps.notebooks import open_run\n\nlayout = open_run(out_dir, keras_backend")
+    setup = "from utils.apps.notebooks import open_run\n\nlayout = open_run(out_dir, keras_backend"
+    assert code[1].source.startswith(setup)
     assert not [c for c in code if "backend.use(" in c.source or "RunLayout(" in c.source]
     text = "".join(c.source for c in nb.cells)
     assert ".notes/" not in text and "(../README.md#notebooks-and-the-pipeline)" in text
@@ -69,6 +75,28 @@ def test_open_run_chooses_the_backend_before_keras_is_imported(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines()[-1] == "jax True"
     assert f"run: {(tmp_path / 'run').resolve()}" in done.stdout
+
+
+def _cells(nb) -> list[tuple[str, str]]:
+    return [(c.cell_type, c.source) for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_the_executed_copy_is_of_the_current_notebook(name):
+    """notebooks/executed/ is `make notebooks`'s run on the bundled sample; rerun it when a notebook changes."""
+    executed = nbformat.read(ROOT / "notebooks" / "executed" / f"{name}.ipynb", as_version=4)
+    assert _cells(executed) == _cells(nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)), \
+        "notebooks/executed/ is stale: run `make notebooks`"
+    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any(o.get("data", {}).get("image/png") for o in outputs)
+    assert {c.metadata.papermill.status for c in executed.cells} == {"completed"}
+    injected = next(c.source for c in executed.cells if "injected-parameters" in c.metadata.get("tags", []))
+    if "data_root" in injected:  # the bundled sample, named relative to the repository
+        assert 'data_root = "data/sample/gtzan"' in injected
+    assert str(ROOT) not in json.dumps(executed)  # paths made relative to the repository
+    total = sum((ROOT / "notebooks" / "executed" / f"{n}.ipynb").stat().st_size for n in NOTEBOOKS)
+    assert total <= EXECUTED_LIMIT
 
 
 def test_smoke_test_runs_are_named():
@@ -106,6 +134,54 @@ def test_pipeline_runs_the_five_notebooks_on_the_sample(sample_run):
     printed = "".join(o.get("text", "") for c in first.cells if c.cell_type == "code" for o in c.outputs)
     assert f"Python: {sys.executable}" in printed  # the kernel ran this environment's Python
     assert record["smoke_test"] == QUICK.smoke_test()
+
+
+@pytest.mark.slow
+def test_publish_makes_the_executed_copies_fit_to_commit(sample_run, tmp_path):
+    root, _ = sample_run
+    written = publish(root, tmp_path / "executed", max_width=600)
+    assert [p.name for p in written] == [f"{n}.ipynb" for n in NOTEBOOKS]
+    from PIL import Image
+
+    for path, name in zip(written, NOTEBOOKS):
+        text = path.read_text()
+        assert str(ROOT) not in text and "<audio" not in text
+        nb = nbformat.reads(text, as_version=4)
+        assert _cells(nb) == _cells(nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4))
+        for o in (o for c in nb.cells if c.cell_type == "code" for o in c.outputs):
+            if "image/png" in o.get("data", {}):
+                assert Image.open(io.BytesIO(base64.b64decode(o.data["image/png"]))).width <= 600
+    listened = nbformat.read(written[0], as_version=4)
+    assert any(o.get("data", {}).get("text/plain") == AUDIO_STUB for c in listened.cells for o in c.get("outputs", []))
+    executed = sum((root / "notebooks" / p.name).stat().st_size for p in written)
+    assert sum(p.stat().st_size for p in written) < executed / 2
+
+
+@pytest.mark.slow
+def test_pipeline_writes_reports_and_figures_with_stable_names(sample_run):
+    root, _ = sample_run
+    figures = {p.stem for p in (root / "reports" / "figures").glob("*.png")}
+    assert set(FIGURES) <= figures, f"missing: {set(FIGURES) - figures}"
+    for model in QUICK.models:
+        assert f"multiclass_{model}_tracks_confusion" in figures
+    assert {n for n in REPORTS} <= {p.name for p in (root / "reports").iterdir()}
+    test = json.loads((root / "reports" / "test_metrics.json").read_text())
+    split = json.loads((root / "reports" / "split.json").read_text())
+    assert test["n_samples"] == 10 and len(test["class_names"]) == 10  # one held-out clip per genre
+    assert "2-fold" in split["how"]
+    results = json.loads((root / "reports" / "results.json").read_text())
+    sources = [r["source"] for r in results["table"]]
+    assert sources.count("ours") == len(QUICK.models) + 4 and sum(s.startswith("published") for s in sources) == 3
+    growth = json.loads((root / "reports" / "genre_growth.json").read_text())
+    assert [s["n_genres"] for s in growth["steps"]] == [2, 4, 8, 10]
+    balancing = json.loads((root / "reports" / "binary_balancing.json").read_text())
+    assert {r["balancing"] for r in balancing["runs"]} == {"none", "class_weight", "oversample"}
+    card = json.loads((root / "models" / "best.card.json").read_text())
+    chosen = json.loads((root / "reports" / "multiclass_models.json").read_text())
+    assert card["architecture"] == chosen["best"] and len(card["labels"]) == 10
+    assert (root / "models" / "best.keras").stat().st_size > 0
+    cached = json.loads((root / "reports" / "spectrograms.json").read_text())
+    assert (cached["n_ok"], cached["n_skipped"], cached["n_windows"]) == (20, 0, 400)
 
 
 @pytest.mark.slow

@@ -141,7 +141,8 @@ def embed_images(text: str, reports: list[Path], slide: int) -> str:
 
 
 def references(text: str) -> list[str]:
-    """The report files a slide's Markdown reads: ``file.md`` of each include, ``file.json`` of each number, each image."""
+    """The report files a slide's Markdown reads: ``file.md`` of each include, ``file.json`` of each
+    number, each image."""
     includes = [m.group(1) for m in _INCLUDE.finditer(text)]
     text = _INCLUDE.sub("", text)
     return includes + [f"{m.group(1)}.json" for m in _PLACEHOLDER.finditer(text)] + \
