@@ -123,6 +123,7 @@ def test_pipeline_runs_the_five_notebooks_on_the_sample(sample_run):
     for name in NOTEBOOKS:
         entry = record["notebooks"][name]
         assert entry["status"] == "ok" and entry["seconds"] > 0
+        assert len(entry["load_average"]) == 3 and entry["cpus"] == os.cpu_count()
         nb = nbformat.read(root / "notebooks" / f"{name}.ipynb", as_version=4)
         assert {c.metadata.papermill.status for c in nb.cells} == {"completed"}
         assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)

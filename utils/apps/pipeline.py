@@ -338,7 +338,9 @@ def run_pipeline(config: PipelineConfig, out: str | os.PathLike, *, work: str | 
             entry.update(status="failed", error=f"{type(err).__name__}: {err}")
         else:
             entry["status"] = "ok"
-        entry.update(ended=_now(), seconds=round(time.perf_counter() - start, 1))
+        # seconds on a shared machine mean little without its load (1, 5, 15 min averages over os.cpu_count())
+        entry.update(ended=_now(), seconds=round(time.perf_counter() - start, 1),
+                     load_average=[round(x, 2) for x in os.getloadavg()], cpus=os.cpu_count())
         _write_json(layout.record, record)
         if is_s3(out):
             upload(layout.root, out, _UPLOADED)
