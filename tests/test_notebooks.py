@@ -99,6 +99,12 @@ def test_the_executed_copy_is_of_the_current_notebook(name):
     assert total <= EXECUTED_LIMIT
 
 
+def test_publish_refuses_a_run_that_did_not_execute(tmp_path):
+    with pytest.raises(PipelineError, match="01_eda.ipynb: not executed"):
+        publish(tmp_path, tmp_path / "executed")
+    assert not (tmp_path / "executed").exists()
+
+
 def test_smoke_test_runs_are_named():
     assert "--quick" in PipelineConfig(quick=True).smoke_test()
     assert "bundled sample" in PipelineConfig().smoke_test()  # the default root

@@ -19,7 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-from utils.apps.pipeline import NOTEBOOKS, REPO, RunLayout
+from utils.apps.pipeline import NOTEBOOKS, REPO, PipelineError, RunLayout
 from utils.atomic import write_text
 from utils.models import backend
 
@@ -68,10 +68,10 @@ def publish(run: str | os.PathLike, dest: str | os.PathLike, max_width: int = 80
     """Copy the executed notebooks of the run folder ``run`` to ``dest``, made fit to commit.
 
     Figures are shrunk (:func:`shrink_png`), audio players are replaced by
-    :data:`AUDIO_STUB`, and the absolute paths of this checkout, the run and
-    the Python environment become relative (``data/sample/...``,
-    ``runs/NAME/...``, ``.venv/...``). Raises ``FileNotFoundError`` naming a
-    notebook the run has not executed.
+    :data:`AUDIO_STUB`, and the absolute paths of this checkout and of the
+    Python environment become relative (``data/sample/...``, ``runs/NAME/...``
+    for a run inside the checkout, ``.venv/...``). Raises :class:`PipelineError`
+    naming a notebook the run has not executed.
     """
     import nbformat
 
@@ -82,7 +82,7 @@ def publish(run: str | os.PathLike, dest: str | os.PathLike, max_width: int = 80
     for name in NOTEBOOKS:
         source = run / "notebooks" / f"{name}.ipynb"
         if not source.is_file():
-            raise FileNotFoundError(f"{source}: not executed; run `fma-genre pipeline --out {run}` first")
+            raise PipelineError(f"{source}: not executed; run `fma-genre pipeline --out {run}` first")
         text = source.read_text()
         for old, new in replace:
             text = text.replace(old, new)
@@ -108,5 +108,5 @@ if __name__ == "__main__":  # make notebooks: python -m utils.apps.notebooks RUN
     try:
         for path in publish(args.run, args.dest):
             print(f"{path} ({path.stat().st_size / 1024:.0f} KiB)")
-    except FileNotFoundError as err:
+    except PipelineError as err:
         sys.exit(f"fma-genre: {err}")
