@@ -254,6 +254,9 @@ def test_command_line(tmp_path, capsys):
     folder = parser.parse_args(["pipeline", "--dataset", "folder", "--root", "x"])
     assert pipeline_cli.config_from_args(folder).binary_genres is None
     assert pipeline_cli.config_from_args(parser.parse_args(["pipeline"])).root == PipelineConfig.root
+    assert pipeline_cli.config_from_args(parser.parse_args(["pipeline"])) == PipelineConfig()
+    fe = pipeline_cli.config_from_args(parser.parse_args(["pipeline", "--n-mels", "96", "--hop-length", "256"]))
+    assert (fe.n_mels, fe.hop_length) == (96, 256) and fe.parameters(RunLayout(Path("r")))["n_mels"] == 96
     assert main(["pipeline", "--dataset", "fma"]) == 1
     assert "needs --root" in capsys.readouterr().err
     with pytest.raises(SystemExit) as done:
