@@ -143,6 +143,16 @@ def ensemble(heads: dict):
     return keras.Model(x_in, keras.layers.Average(name="ensemble")([h(x_in) for h in parts]), name="genre_head")
 
 
+def binary_output(head):
+    """A two-class softmax head as the project's binary form: one unit, P(second label) (see utils.models.card)."""
+    import keras
+
+    pick = keras.layers.Dense(1, use_bias=False, trainable=False, name="p_second_label")
+    out = pick(head.output)
+    pick.set_weights([np.array([[0.0], [1.0]], np.float32)])
+    return keras.Model(head.input, out, name="genre_head")
+
+
 def track_probs(head, embeddings: list[np.ndarray]) -> np.ndarray:
     """Mean window probabilities of each track (as :mod:`utils.models.predict` pools them)."""
     return np.stack([np.asarray(head(x, training=False)).mean(axis=0) for x in embeddings])
@@ -201,6 +211,7 @@ def train_folder(root: str | os.PathLike, out: str | os.PathLike, config: Transf
                            "per_label": {g: int(n) for g, n in tracks.label.value_counts().sort_index().items()}},
                      metrics=metrics)
     model_path = out / "model.keras"
-    save_model(genre_model(load_musicnn(), head, LAYERS, FRONTEND), model_path, card)
+    save_model(genre_model(load_musicnn(), binary_output(head) if len(labels) == 2 else head, LAYERS, FRONTEND),
+               model_path, card)
     return {"model": model_path, "metrics": metrics, "temperature": temperature, "skipped": skipped,
             "n_tracks": len(tracks), "labels": labels}
