@@ -313,19 +313,21 @@ def markdown(results: dict) -> str:
     cols = ["chosen by nested validation", "plain musicnn track mean+max + logreg, clean training",
             "hand-crafted features + logreg, clean training"]
     by = {(r["method"], r["condition"]): r for r in results["summary"]}
-    lines = [f"Accuracy (%) on {results['n_clips']} GTZAN clips, {results['split']}. "
-             f"Head chosen by nested validation among {results['n_variants_tried']} variants "
-             f"(choices: {results['choice_counts']}).", "",
+    chosen = ", ".join(f"{v} in {n}" for v, n in results["choice_counts"].items())
+    lines = ["## Accuracy per condition", "",
+             f"Accuracy (%) on {results['n_clips']} GTZAN clips, {results['split']}, mean ± std over the test "
+             f"folds. Head chosen inside each training fold by nested validation among "
+             f"{results['n_variants_tried']} variants ({chosen} of {len(results['choices'])} folds).", "",
              "| condition | made by | in training? | robust model (nested choice) | plain musicnn + logreg | "
              "hand-crafted + logreg |", "|---|---|---|---|---|---|"]
     for c, (maker, trained) in results["condition_kinds"].items():
         cells = [pct(by[m, c]["accuracy_mean"], by[m, c]["accuracy_std"]) if (m, c) in by else "not measured"
                  for m in cols]
         lines.append(f"| {c} | {maker} | {trained} | " + " | ".join(cells) + " |")
-    lines += ["", "Leave-one-family-out (trained without the family, tested on it):", "",
+    lines += ["", "## Leave-one-family-out", "", "Trained without the family, tested on it (%):", "",
               "| held-out family | accuracy (%) |", "|---|---|"]
     lines += [f"| {r['family']} | {pct(r['accuracy_mean'], r['accuracy_std'])} |" for r in results["lofo_summary"]]
-    lines += ["", "| target (issue 13) | value | target | met |", "|---|---|---|---|"]
+    lines += ["", "## Targets", "", "| target (issue 13) | value | target | met |", "|---|---|---|---|"]
     for name, ch in results["checks"].items():
         bound = f"≥ {pct(ch['at_least'])}" if "at_least" in ch else f"≤ {pct(ch['at_most'])} points"
         lines.append(f"| {name} | {pct(ch['value'])} | {bound} | {'yes' if ch['ok'] else 'no'} |")
@@ -411,6 +413,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cache", type=Path, default=ROOT / "cache" / "robustness", help="embedding cache folder")
     p.add_argument("--reports", type=Path, default=ROOT / "reports")
     p.add_argument("--save-default", type=Path, metavar="MODEL.keras")
+    p.add_argument("--render-only", action="store_true", help="only rewrite robustness.md from robustness.json")
     return p.parse_args(argv)
 
 
@@ -424,6 +427,13 @@ def main(argv=None) -> int:
     from utils.models.calibration import fit_temperature, log_probs
 
     args = parse_args(argv)
+    if args.render_only:
+        import json
+
+        text = markdown(json.loads((args.reports / "robustness.json").read_text()))
+        write_text(args.reports / "robustness.md", text)
+        print(text)
+        return 0
     if not sox_ffmpeg.available():
         print("sox and ffmpeg are needed: apt-get install -y sox ffmpeg", file=sys.stderr)
         return 2

@@ -96,3 +96,41 @@ def test_centre_only_51_keeps_its_level(metal, tmp_path, suffix):
     n = min(len(z), len(metal)) - 4096
     ratio_db = 10 * np.log10(np.mean(z[2048:n] ** 2) / np.mean(metal[2048:n] ** 2))
     assert ratio_db == pytest.approx(-3.01, abs=0.3)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from utils.models.predict import load_predictor
+
+    return load_predictor()
+
+
+@pytest.fixture(scope="module")
+def levels(tmp_path_factory, gtzan_wavs) -> dict[str, object]:
+    """A real sample clip written at -30, -20, -10 and 0 dB (float WAV, no quantisation) and normalised
+    then +6 dB (16-bit WAV, clipped as a file would be), plus its centre-only 5.1 version."""
+    folder = tmp_path_factory.mktemp("levels")
+    source = next(p for p in gtzan_wavs if p.parent.name == "metal")
+    y, sr = audio.decode(source)
+    files = {}
+    for db in (-30, -20, -10, 0):
+        files[f"{db} dB"] = folder / f"{db}.wav"
+        sf.write(files[f"{db} dB"], y * 10 ** (db / 20), sr, subtype="FLOAT")
+    files["+6 dB clipped"] = folder / "clipped.wav"
+    sf.write(files["+6 dB clipped"], np.clip(y / np.abs(y).max() * 2.0, -1, 1), sr, subtype="PCM_16")
+    six = np.zeros((len(y), 6), np.float32)
+    six[:, 2] = y
+    files["5.1 centre only"] = folder / "centre.wav"
+    sf.write(files["5.1 centre only"], six, sr, subtype="FLOAT")
+    return files
+
+
+def test_shipped_model_answers_alike_at_every_level_and_layout(shipped, levels):
+    """The issue's level test on the shipped model: same top genre, close probabilities."""
+    assert shipped.frontend.level == "window"
+    ref = shipped.predict_file(levels["0 dB"])
+    for name, path in levels.items():
+        p = shipped.predict_file(path)
+        assert p.genre == ref.genre, name
+        tol = 0.15 if name == "+6 dB clipped" else 0.01
+        assert np.abs(p.probabilities - ref.probabilities).max() < tol, name
