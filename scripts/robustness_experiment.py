@@ -365,7 +365,9 @@ def save_default(path: Path, model, classes, results: dict, paths: list[Path], t
                             "utils.audio.augment.RandomChain (pedalboard: 1-3 of the families "
                             f"{list(FAMILIES)} with random parameters, then a random gain)",
             "training_conditions": ["clean", *(f"augmentation family {f}" for f in FAMILIES)],
-            "temperature_fitted_on": "out-of-fold clean track probabilities of the nested cross-validation",
+            "held_out_conditions": {c: " ".join([prog, *a]) for c, (prog, a) in sox_ffmpeg.CONDITIONS.items()},
+            "temperature_fitted_on": "clean inner-validation track probabilities: the median of the temperatures "
+                                     "fitted in the outer folds that chose this variant",
         },
         data={"dataset": "GTZAN", "n_clips": len(paths), "clips": [p.stem for p in paths],
               "caveats": CAVEATS},
