@@ -89,7 +89,7 @@ def main(argv=None) -> int:
         "command": "python scripts/level_choice.py " + " ".join(argv or sys.argv[1:]),
         "n_clips": len(y), "split": "stratified 5-fold (seed 0), track logistic regression trained on clean clips",
         "target_lufs": TARGET_LUFS, "accuracy": results, "worst_case": worst,
-        "best_worst_case": max(worst, key=worst.get), "chosen": "window",
+        "chosen": "window",
         "why": "per-window normalisation streams window by window in bounded memory with no second pass over "
                "the file (BS.1770 integrated loudness needs the whole file first), keeps silence silent, and "
                "its worst case over these conditions is compared here with the other two",
