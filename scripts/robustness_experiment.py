@@ -429,12 +429,14 @@ def main(argv=None) -> int:
     from utils.models.calibration import fit_temperature, log_probs
 
     args = parse_args(argv)
-    if args.render_only:
+    if args.render_only:  # and, with --save-default, the shipped model again from the cache and the JSON
         import json
 
-        text = markdown(json.loads((args.reports / "robustness.json").read_text()))
-        write_text(args.reports / "robustness.md", text)
+        results = json.loads((args.reports / "robustness.json").read_text())
+        write_text(args.reports / "robustness.md", text := markdown(results))
         print(text)
+        if args.save_default:
+            ship(args, results)
         return 0
     if not sox_ffmpeg.available():
         print("sox and ffmpeg are needed: apt-get install -y sox ffmpeg", file=sys.stderr)
@@ -485,10 +487,21 @@ def main(argv=None) -> int:
     write_text(args.reports / "robustness.md", text := markdown(results))
     print(text)
     if args.save_default:
-        temperature = float(np.median([c["temperature"] for c in choices if c["chosen"] == shipped]))
-        model = shipped_model(data, y, args.copies, shipped, args.seed)
-        save_default(args.save_default, model, classes, results, paths, temperature)
+        ship(args, results, data)
     return 0
+
+
+def ship(args: argparse.Namespace, results: dict, data: dict | None = None) -> None:
+    """Train the shipped variant on every clip and copy and save it with its card (``--save-default``)."""
+    paths = sorted(args.gtzan.glob("*/*.wav"))
+    classes = results["classes"]
+    y = np.array([classes.index(p.parent.name) for p in paths])
+    copies = results["augmented_copies_per_clip"]
+    data = data or embed_all(paths, args.cache, copies)
+    shipped = results["shipped_variant"]
+    temperature = float(np.median([c["temperature"] for c in results["choices"] if c["chosen"] == shipped]))
+    save_default(args.save_default, shipped_model(data, y, copies, shipped, args.seed), classes, results, paths,
+                 temperature)
 
 
 if __name__ == "__main__":
