@@ -51,7 +51,6 @@ from tqdm import tqdm
 from utils.atomic import write_atomic, write_text
 from utils.audio import decoder as audio
 from utils.audio.augment import FAMILIES, RandomChain, family_copy
-from utils.audio.frontend import MUSICNN
 from utils.evaluation import conditions as sox_ffmpeg
 from utils.evaluation.features import feature_vector
 from utils.models.musicnn import WEIGHTS, MusicnnEmbedder
@@ -426,7 +425,6 @@ def main(argv=None) -> int:
 
     from utils.evaluation.baselines import cv_folds
     from utils.evaluation.reports import write_json
-    from utils.models.calibration import fit_temperature, log_probs
 
     args = parse_args(argv)
     if args.render_only:  # and, with --save-default, the shipped model again from the cache and the JSON
