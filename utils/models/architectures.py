@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 import keras
 import numpy as np
 from keras import layers
-from utils.models.registry import CNN_MODELS, check_model
+from utils.models.registry import CNN_MODELS, check_model, n_outputs
 
 
 def _batch_norm() -> layers.Layer:
@@ -148,11 +148,6 @@ def build_model(name: str, input_shape: tuple[int, int], n_classes: int,
                 mean: np.ndarray, std: np.ndarray, **kwargs) -> keras.Model:
     """Build the architecture registered as ``name`` (one of :data:`utils.models.registry.CNN_MODELS`)."""
     return BUILDERS[check_model(name, CNN_MODELS)](input_shape, n_classes, mean, std, **kwargs)
-
-
-def n_outputs(n_classes: int) -> int:
-    """Output units of a model for ``n_classes`` classes: 1 (sigmoid) for two, else one each."""
-    return 1 if n_classes == 2 else n_classes
 
 
 def predict_proba(model: keras.Model, x, batch_size: int = 64) -> np.ndarray:
