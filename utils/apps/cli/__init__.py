@@ -3,7 +3,8 @@
 Each command module has ``add(subparsers)``, which registers its parser with
 ``run`` as the action. Only the module of the command being run is imported
 (all of them for ``--help`` or a mistyped command), so ``fma-genre predict``
-does not pay for pandas, seaborn or scikit-learn that other commands load. :func:`main` parses, runs the command and turns any
+does not pay for pandas, seaborn or scikit-learn that other commands load.
+:func:`main` parses, runs the command and turns any
 :class:`~utils.errors.FmaGenreError` (or a bad value) into one line on stderr
 and exit status 1, Ctrl-C into exit status 130: never a traceback.
 """
