@@ -5,7 +5,7 @@ The baseline for time is a model-free script: start Python, import librosa,
 load the same file(s) and compute the log-Mel spectrogram (:data:`BASELINE`).
 
 1. runtimes: ms per window (batch of 10) of the shipped model on ONNX Runtime
-   (the default; also with its memory arena, and int8-quantised), Keras on
+   (the default; also without its memory arena, and int8-quantised), Keras on
    TensorFlow and Keras on JAX, each in its own process, with its start-up
    (import + load) and the largest difference from Keras-TensorFlow;
 2. cold start: ``fma-genre predict`` on one 30 s mp3, whole process, vs the
@@ -66,7 +66,7 @@ from utils.models import runtime
 model, kind, out = sys.argv[1], sys.argv[2], sys.argv[3]
 if kind in ("onnx", "keras"):
     run, card = runtime.load(model, kind)
-else:  # an ONNX variant file: arena on, or int8
+else:  # an ONNX variant: no memory arena, or int8
     import onnxruntime as ort
     path = runtime.onnx_path(model)
     if kind == "onnx_int8":
@@ -74,8 +74,9 @@ else:  # an ONNX variant file: arena on, or int8
         quantize_dynamic(str(path), out + ".int8.onnx", weight_type=QuantType.QInt8)
         path = out + ".int8.onnx"
     run = runtime.OnnxRunner(path)
-    if kind == "onnx_arena":
+    if kind == "onnx_no_arena":
         options = ort.SessionOptions()
+        options.enable_cpu_mem_arena = False
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         run.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 start = time.perf_counter() - t0
@@ -117,7 +118,7 @@ def predict_cmd(model: Path, files, *options: str) -> list[str]:
 def runtimes(model: Path, windows: np.ndarray, rounds: int, tmp: Path) -> dict:
     np.save(tmp / "rt.windows.npy", windows)
     out = {}
-    kinds = [("onnx", {}), ("onnx_arena", {}), ("onnx_int8", {}), ("keras", {"KERAS_BACKEND": "tensorflow"}),
+    kinds = [("onnx", {}), ("onnx_no_arena", {}), ("onnx_int8", {}), ("keras", {"KERAS_BACKEND": "tensorflow"}),
              ("keras", {"KERAS_BACKEND": "jax"})]
     for kind, env in kinds:
         name = kind if kind != "keras" else f"keras_{env['KERAS_BACKEND']}"

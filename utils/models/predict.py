@@ -86,8 +86,8 @@ class Predictor:
     temperature : calibration temperature for the track probabilities (1 = none)
     batch_size : windows per model call. Small, for memory: a model's intermediate
         tensors grow with it (musicnn's first convolutions make about 9 MiB per
-        window, so 32 windows peaked near 1 GiB) while the CPU time per window
-        stays the same from 4 windows up
+        window, so 32 windows peaked near 1 GiB, and ONNX Runtime's arena keeps
+        that much) while the CPU time per window stays the same from 4 windows up
     block_seconds : audio decoded per block when streaming, in seconds
     """
 

@@ -130,10 +130,11 @@ class OnnxRunner:
     threads : ONNX Runtime intra-op threads per call (default: every core).
 
     Threads do not spin while they wait: on a shared machine spinning cost about
-    30 % more CPU per track for no speed. The memory arena is off: it keeps the
-    largest buffers of every batch shape seen, which grew a process to 1.6 GiB
-    after a few batches of 7 to 32 windows, against about 160 MiB without it
-    (``reports/benchmarks_predict.json``, section ``runtimes``, has both speeds).
+    30 % more CPU per track for no speed. The memory arena stays on: without it
+    every call maps fresh pages for its large intermediate tensors, about 1.7x
+    the CPU per window (``reports/benchmarks_predict.json``, section
+    ``runtimes``); its size follows the largest batch, which
+    :class:`~utils.models.predict.Predictor` keeps small.
     """
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
@@ -142,7 +143,6 @@ class OnnxRunner:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or cpu_count()
         options.inter_op_num_threads = 1
-        options.enable_cpu_mem_arena = False
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         try:
