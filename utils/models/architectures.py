@@ -150,11 +150,6 @@ def build_model(name: str, input_shape: tuple[int, int], n_classes: int,
     return BUILDERS[check_model(name, CNN_MODELS)](input_shape, n_classes, mean, std, **kwargs)
 
 
-def n_outputs(n_classes: int) -> int:
-    """Output units of a model for ``n_classes`` classes: 1 (sigmoid) for two, else one each."""
-    return 1 if n_classes == 2 else n_classes
-
-
 def predict_proba(model: keras.Model, x, batch_size: int = 64) -> np.ndarray:
     """Class probabilities ``(n, n_classes)`` whose rows sum to 1, for windows ``x``
     (array or ``keras.utils.PyDataset``). A sigmoid output p becomes ``[1 - p, p]``."""

@@ -14,6 +14,15 @@ from utils import audio
 from utils.atomic import write_text
 
 MODEL_HELP = "a .keras model with its .card.json (default: the shipped models/default.keras)"
+RUNTIME_HELP = ("auto (default): the model's exported .onnx on ONNX Runtime, re-exported if stale, else Keras; "
+                "onnx: only the exported graph; keras: the Keras model")
+JOBS_HELP = "files decoded and classified at once (default: one per core)"
+
+
+def add_runtime_options(p: argparse.ArgumentParser) -> None:
+    """``--runtime`` and ``--jobs``, shared by predict and organize."""
+    p.add_argument("--runtime", choices=("auto", "onnx", "keras"), default="auto", help=RUNTIME_HELP)
+    p.add_argument("--jobs", type=int, help=JOBS_HELP)
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +34,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
     p.add_argument("--output", type=Path, help="write to this file instead of standard output")
     p.add_argument("--segments", action="store_true", help="also show the genre over time (table, json)")
-    p.add_argument("--jobs", type=int, default=1, help="files decoded and classified at once (default: 1)")
+    add_runtime_options(p)
     p.set_defaults(run=run)
 
 
@@ -33,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from utils.models.predict import load_predictor
 
     files = audio.find_audio(args.paths)
-    predictor = load_predictor(args.model)
+    predictor = load_predictor(args.model, args.runtime, jobs=args.jobs)
     results, failed = [], []
     progress = tqdm(predictor.predict_files(files, jobs=args.jobs), total=len(files), unit="file",
                     disable=None, file=sys.stderr)

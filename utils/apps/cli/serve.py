@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from utils.apps.cli.predict import MODEL_HELP
+from utils.apps.cli.predict import MODEL_HELP, RUNTIME_HELP
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -16,6 +16,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8000, help="default: 8000")
     p.add_argument("--max-upload-mib", type=float, default=50.0, help="largest upload in MiB (default: 50)")
     p.add_argument("--max-concurrent", type=int, default=2, help="predictions at once (default: 2)")
+    p.add_argument("--runtime", choices=("auto", "onnx", "keras"), default="auto", help=RUNTIME_HELP)
     p.set_defaults(run=run)
 
 
@@ -25,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from utils.models.predict import load_predictor
     from utils.apps.web import WebConfig, create_app
 
-    predictor = load_predictor(args.model)
+    predictor = load_predictor(args.model, args.runtime, jobs=args.max_concurrent)
     app = create_app(predictor, WebConfig(args.max_upload_mib, args.max_concurrent),
                      model_name=Path(args.model or "models/default.keras").stem)
     print(f"fma-genre: serving on http://{args.host}:{args.port} (API docs at /docs); Ctrl-C stops")
