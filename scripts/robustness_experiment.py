@@ -189,7 +189,7 @@ def variant_probs(probs: dict, track, clips, variant: str, pooling: str = "mean"
 
 def select_variant(data, y, train, n_copies, seed: int) -> tuple[str, dict, float]:
     """Nested choice inside ``train``: ``(variant, inner validation accuracies, temperature)``."""
-    from utils.evaluation.baselines import cv_folds
+    from utils.data.splits import cv_folds
     from utils.models.calibration import fit_temperature, log_probs
 
     inner = cv_folds(y[train], 3, 1, seed)[0]
@@ -423,7 +423,7 @@ def main(argv=None) -> int:
 
     import pandas as pd
 
-    from utils.evaluation.baselines import cv_folds
+    from utils.data.splits import cv_folds
     from utils.evaluation.reports import write_json
 
     args = parse_args(argv)
@@ -446,7 +446,7 @@ def main(argv=None) -> int:
     y = np.array([classes.index(g) for g in labels])
     n_splits = min(args.folds, int(np.bincount(y).min()))
     folds = cv_folds(y, n_splits, args.repeats, args.seed)
-    split = f"stratified {n_splits}-fold x {args.repeats} repeats (utils.evaluation.baselines.cv_folds, seed {args.seed})"
+    split = f"stratified {n_splits}-fold x {args.repeats} repeats (utils.data.splits.cv_folds, seed {args.seed})"
     data = embed_all(paths, args.cache, args.copies)
     test_on = ["clean", *(f"family_{f}" for f in FAMILIES), *sox_ffmpeg.CONDITIONS]
     log = lambda s: print(s, file=sys.stderr, flush=True)

@@ -162,12 +162,12 @@ def train_folder(root: str | os.PathLike, out: str | os.PathLike, config: Transf
                  classes: list[str] | None = None, log: Callable[[str], None] = print) -> dict:
     """Train, judge and save the transfer model on ``root/<label>/*``; returns a summary.
 
-    A stratified 80/10/10 split (:func:`utils.data.datasets.make_splits`) when
+    A stratified 80/10/10 split (:func:`utils.data.splits.make_splits`) when
     every class has at least :data:`MIN_PER_CLASS_FOR_SPLIT` files; otherwise
     every file trains the model and the card says that nothing was held out.
     Writes ``out/model.keras`` and its card; embeddings stay in ``out/embeddings``.
     """
-    from utils.data.datasets import make_splits
+    from utils.data.splits import make_splits
     from utils.models.calibration import fit_temperature, log_probs
     from utils.models.card import ModelCard, save_model
     from utils.models.musicnn import load_musicnn
