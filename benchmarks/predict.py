@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from utils import audio  # noqa: E402
 from utils.atomic import write_text  # noqa: E402
+from utils.evaluation.provenance import finish, provenance  # noqa: E402
 from utils.models.card import load_card  # noqa: E402
 from utils.models.runtime import cpu_count  # noqa: E402
 
@@ -348,6 +349,7 @@ def main() -> None:
     print(report["web"], flush=True)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     report.update(
+        provenance=finish(provenance()),
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), commit=commit,
         command="python benchmarks/predict.py " + " ".join(sys.argv[1:]), seconds=time.time() - started,
         model=args.model.name, data=[str(d) for d in args.data],

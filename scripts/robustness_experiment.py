@@ -424,6 +424,7 @@ def main(argv=None) -> int:
     import pandas as pd
 
     from utils.data.splits import cv_folds
+    from utils.evaluation.provenance import finish, provenance
     from utils.evaluation.reports import write_json
 
     args = parse_args(argv)
@@ -460,6 +461,7 @@ def main(argv=None) -> int:
     kinds |= {f"family_{f}": ("pedalboard (training code)", "yes, in random chains") for f in FAMILIES}
     kinds |= {c: (prog.split("_")[0], "no") for c, (prog, _) in sox_ffmpeg.CONDITIONS.items()}
     results = {
+        "provenance": finish(provenance(["scripts/robustness_experiment.py", *(argv or sys.argv[1:])])),
         "issue": 13, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "git_commit": git_commit(),
         "machine": machine(), "command": "python scripts/robustness_experiment.py " + " ".join(argv or sys.argv[1:]),
         "seconds": round(time.time() - started), "dataset": "GTZAN", "root": str(args.gtzan), "n_clips": len(y),
