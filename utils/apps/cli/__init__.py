@@ -36,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     except (FmaGenreError, ValueError) as err:
         print(f"fma-genre: error: {err}", file=sys.stderr)
         return 1
+    except OSError as err:  # a file system's refusal no command foresaw: still one line naming the file
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"fma-genre: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("fma-genre: interrupted", file=sys.stderr)
         return 130
