@@ -65,7 +65,10 @@ def test_predict_csv_and_a_bad_file(tiny_model, sample, tmp_path, capsys):
                "--model", str(tiny_model), "--format", "csv"])
     out, err = capsys.readouterr()
     assert rc == 1
-    assert out.splitlines()[0] == "path,genre,probability,classical,metal" and len(out.splitlines()) == 2
+    rows = out.splitlines()
+    assert rows[0] == "path,genre,probability,classical,metal,error" and len(rows) == 3
+    assert rows[1].startswith(str(sample / "gtzan" / "metal" / "metal.00000.wav") + ",") and rows[1].endswith(",")
+    assert rows[2].startswith(f"{bad},,,,,") and "truncated" in rows[2]  # item 8: the failed file is listed
     assert f"failed: {bad}:" in err and "Traceback" not in err
 
 

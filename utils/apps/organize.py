@@ -22,13 +22,12 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from utils import audio
-from utils.atomic import write_atomic, write_text
+from utils.atomic import check_writable, write_atomic, write_text
 from utils.errors import FmaGenreError
 from utils.models.predict import Predictor, TrackPrediction
 
@@ -126,7 +125,7 @@ def organize(predictor: Predictor, paths: Iterable[str | os.PathLike], dest: str
         if p.is_dir() and dest.resolve().is_relative_to(p.resolve()):
             raise OrganizeError(dest, f"the destination must not be inside {p}, the music being organised")
     if not config.dry_run:
-        check_writable(dest)
+        check_writable(dest / "predictions.csv")
     earlier = read_log(dest)
     found = sources(paths)
     done: list[Placement] = []
@@ -161,17 +160,6 @@ def organize(predictor: Predictor, paths: Iterable[str | os.PathLike], dest: str
         _write_log(dest, done)
         write_playlists(dest, done)
         (dest / JOURNAL).unlink(missing_ok=True)
-
-
-def check_writable(folder: Path) -> None:
-    """Create ``folder`` if needed and check that a file can be written in it; raise :class:`OrganizeError`
-    (one line, with the system's reason) before any work is done if not."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        raise OrganizeError(folder, f"cannot write there ({err.strerror or err})") from None
 
 
 def _place(src: Path, rel: Path, result: TrackPrediction, dest: Path, config: OrganizeConfig,

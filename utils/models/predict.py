@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from utils import audio
 from utils.models.calibration import apply_temperature, log_probs
+from utils.models.pool import imap
 from utils.audio.frontend import FrontEnd, LogMel, stream_windows
 
 
@@ -146,8 +146,8 @@ class Predictor:
             yield from ((p, one(p)) for p in paths)
             return
         yield paths[0], one(paths[0])  # the model's first call builds its graph: once, alone
-        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="predict") as pool:
-            yield from zip(paths[1:], pool.map(one, paths[1:]))
+        # daemon threads, a few files ahead: Ctrl-C does not wait for the files in flight
+        yield from zip(paths[1:], imap(one, paths[1:], jobs, name="predict"))
 
     def _predict(self, batch: list[np.ndarray]) -> np.ndarray:
         from utils.models.architectures import predict_proba

@@ -4,10 +4,12 @@ Each command module has ``add(subparsers)``, which registers its parser with
 ``run`` as the action. :func:`main` parses, runs the command and turns any
 :class:`~utils.errors.FmaGenreError` (or a bad value) into one line on stderr
 and exit status 1, Ctrl-C into exit status 130: never a traceback.
+:func:`console` is the program: it exits at once after Ctrl-C.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from utils import __version__
@@ -43,3 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fma-genre: interrupted", file=sys.stderr)
         return 130
+
+
+def console() -> None:
+    """The ``fma-genre`` program: :func:`main`, then exit with its status. After Ctrl-C the process
+    ends at once, without Python's teardown (TensorFlow's alone takes seconds), whatever threads still run."""
+    rc = main()
+    if rc == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
+    sys.exit(rc)
