@@ -13,8 +13,8 @@ import os
 import sys
 
 from utils import __version__
-from utils.apps.cli import (baselines, download, extract, features, organize, pipeline, predict, serve, slides,
-                            spectrograms, train)
+from utils.apps.cli import (baselines, download, extract, features, organize, pipeline, predict, quiet, serve,
+                            slides, spectrograms, train)
 from utils.errors import FmaGenreError
 
 COMMANDS = (predict, organize, serve, train, extract, spectrograms, pipeline, slides, download, features, baselines)
@@ -48,11 +48,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def console() -> None:
-    """The ``fma-genre`` program: :func:`main`, then exit with its status. After Ctrl-C the process
-    ends at once, without Python's teardown (TensorFlow's alone takes seconds), whatever threads still run."""
-    rc = main()
-    if rc == 130:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(rc)
+    """The ``fma-genre`` program: :func:`main` with TensorFlow's native log noise filtered out of stderr
+    (:mod:`~utils.apps.cli.quiet`), then exit with its status. After Ctrl-C the process ends at once,
+    without Python's teardown (TensorFlow's alone takes seconds), whatever threads still run."""
+    with quiet.native_logs_filtered():
+        rc = main()
+        if rc == 130:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(rc)
     sys.exit(rc)
