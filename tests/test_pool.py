@@ -19,6 +19,11 @@ def test_results_in_order_and_errors_at_their_item():
         next(it)
 
 
+def test_every_item_once_in_order_past_the_first_window():
+    assert list(imap(lambda x: x * x, range(50), jobs=2)) == [x * x for x in range(50)]
+    assert list(imap(str, iter(range(7)), jobs=3)) == [str(x) for x in range(7)]
+
+
 def test_closing_does_not_wait_for_calls_in_flight_and_starts_no_more():
     started, release = [], threading.Event()
 

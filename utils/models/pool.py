@@ -15,6 +15,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
+from itertools import islice
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -48,7 +49,7 @@ def imap(fn: Callable[[T], R], items: Iterable[T], jobs: int, name: str = "imap"
     pending: deque[Future] = deque()
 
     def submit(n: int) -> None:
-        for item, _ in zip(items, range(n)):
+        for item in islice(items, n):  # not zip(items, range(n)): that drops an item when range runs out
             future: Future = Future()
             work.put((future, item))
             pending.append(future)
