@@ -114,10 +114,12 @@ def organize(predictor: Predictor, paths: Iterable[str | os.PathLike], dest: str
 
     Yields one :class:`Placement` per file as it is done (those already
     placed by an earlier run with the same size and modification time are
-    yielded from the log, not classified again). Writes ``dest/predictions.csv``
-    (all files, with errors) and ``dest/<genre>.m3u`` playlists at the end,
-    and the log also every 25 files so an interrupted run loses little.
-    With ``config.dry_run`` nothing is written.
+    yielded from the log, ``resumed``, not classified again). Appends each
+    result to ``dest/`` :data:`JOURNAL` as it is done, so a killed run loses
+    nothing; writes ``dest/predictions.csv`` (all files, with errors) and
+    ``dest/<genre>.m3u`` playlists at the end, then removes the journal.
+    With ``config.dry_run`` nothing is written. Raises :class:`OrganizeError`
+    if ``dest`` cannot be written, or stops placing files (those placed are kept).
     """
     dest = Path(dest)
     paths = [Path(p) for p in paths]
