@@ -5,14 +5,15 @@ decode-only floor (the fastest decoder we know, straight to mono), the naive
 pipeline (librosa.load(sr=22050) + melspectrogram + power_to_db), ours in one
 thread, and ours as batch extraction runs it (one decode thread ahead).
 Methods alternate round by round and each keeps its best round, so drift in
-machine load hits all alike.
+machine load hits all alike. Writes the figures with their provenance to
+``reports/benchmarks_frontend.json`` and the README's table to
+``reports/benchmarks_frontend.md``.
 
-    python benchmarks/frontend.py [--data data/sample] [--rounds 5]
+    python benchmarks/frontend.py [--data data/sample] [--rounds 5] [--json reports/benchmarks_frontend.json]
 """
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -21,8 +22,10 @@ import numpy as np
 import soundfile as sf
 
 from utils import audio
-from utils.atomic import write_text
 from utils.audio.frontend import FrontEnd, LogMel, logmel_files
+from utils.evaluation.provenance import describe, finish, provenance, write_report
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def decode_miniaudio(path: Path) -> np.ndarray:
@@ -51,8 +54,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("data/sample"))
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--json", type=Path, help="also write the figures to this JSON file (for the slides)")
+    ap.add_argument("--json", type=Path, default=ROOT / "reports" / "benchmarks_frontend.json",
+                    help="figures with their provenance (and the Markdown table beside it, .md)")
     args = ap.parse_args()
+    block = provenance()
     results = {}
     fe = FrontEnd()
     lm = LogMel(fe)
@@ -93,9 +98,28 @@ def main() -> None:
         results[fmt] = {"clips": len(files), "naive_clips_per_s": 1 / best["naive"],
                         "ours_clips_per_s": 1 / best["ours"], "ratio": best["naive"] / best["ours"],
                         "ratio_one_thread": best["naive"] / best["ours 1 thread"],
+                        "ours_one_thread_ms": best["ours 1 thread"] * 1e3,
+                        "one_thread_over_floor": best["ours 1 thread"] / floor,
                         "decode_floor_ms": floor * 1e3, "ours_over_floor": best["ours"] / floor}
-    if args.json:
-        write_text(args.json, json.dumps({"frontend": results}, indent=2) + "\n")
+    report = {"rounds": args.rounds, "data": str(args.data), "frontend": results}
+    block = finish(block)
+    write_report(args.json, report, block, markdown({"provenance": block, **report}))
+    print(f"wrote {args.json}")
+
+
+def markdown(report: dict) -> str:
+    """The README's table of ``report`` (what :func:`main` writes)."""
+    names = {"mp3": "FMA mp3", "wav": "GTZAN wav"}
+    lines = ["| format | naive librosa | ours, one thread | ours, batch (decode 1 thread ahead) | decode floor |",
+             "|---|---|---|---|---|"]
+    for fmt, r in report["frontend"].items():
+        lines.append(f"| {names.get(fmt, fmt)} ({r['clips']} clips) | {r['naive_clips_per_s']:.1f} clips/s "
+                     f"| {r['ours_one_thread_ms']:.1f} ms/clip: {r['ratio_one_thread']:.2f}x naive, "
+                     f"{r['one_thread_over_floor']:.2f}x the floor "
+                     f"| {r['ours_clips_per_s']:.1f} clips/s, **{r['ratio']:.2f}x** naive, "
+                     f"{r['ours_over_floor']:.2f}x the floor | {r['decode_floor_ms']:.1f} ms/clip |")
+    return "\n".join([*lines, "", f"<small>Best of {report['rounds']} alternating rounds, single process, "
+                       f"`reports/benchmarks_frontend.json`: {describe(report['provenance'])}.</small>", ""])
 
 
 if __name__ == "__main__":

@@ -21,7 +21,13 @@ Wall-clock rates are only meaningful on an otherwise idle machine: each run
 prints the cores other processes used meanwhile (all busy CPU time minus
 this benchmark's own); CPU costs per track hardly depend on it.
 
-    python benchmarks/scale.py [--data data/sample] [--repeat 16] [--shard-size 8]
+Writes the figures with their provenance to ``reports/benchmarks_scale.json``
+and the README's tables to ``reports/benchmarks_scale.md``: the measured
+rates, and what the measured per-clip cost of an mp3 means for fma_large and
+fma_full on a cluster (:data:`PROJECTION`: sizes from the FMA paper, the
+machine type and its price assumed, not measured).
+
+    python benchmarks/scale.py [--data data/sample] [--repeat 16] [--shard-size 8] [--json PATH]
 """
 from __future__ import annotations
 
@@ -46,6 +52,17 @@ from utils.data import cache
 
 from utils.data import distributed
 from utils.audio.frontend import FrontEnd, LogMel, logmel_file, windows
+from utils.evaluation.provenance import describe, finish, provenance, write_report
+
+ROOT = Path(__file__).resolve().parents[1]
+# What the measured per-clip cost is multiplied by (assumptions, written into the report).
+PROJECTION = {
+    "machine": "c7i.4xlarge", "workers_per_machine": 16, "usd_per_machine_hour": 0.714,
+    "datasets": {"fma_large": {"clips_30s": 106_574, "gib": 93, "what": "106,574 clips of 30 s, 93 GiB"},
+                 "fma_full": {"clips_30s": 7_770 * 120, "gib": 879,
+                              "what": "~7,770 h of audio (879 GiB at ~270 kbit/s)"}},
+    "machines": (1, 10, 50),
+}
 
 
 def warm(paths: list[str], fe: FrontEnd) -> None:
@@ -96,7 +113,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=16, help="copies of each clip (distinct track ids)")
     ap.add_argument("--shard-size", type=int, default=8, help="tracks per shard, i.e. per Dask task")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of the per-clip timing")
+    ap.add_argument("--json", type=Path, default=ROOT / "reports" / "benchmarks_scale.json",
+                    help="figures with their provenance (and the Markdown tables beside it, .md)")
     args = ap.parse_args()
+    block = provenance(note="wall-clock rates need an idle machine: see other_cores")
     fe = FrontEnd()
     files = [f.resolve() for f in audio.find_audio([args.data])]
     if not files:
@@ -113,10 +133,12 @@ def main() -> None:
         others = busy() - all0 - (time.process_time() - here0)
     print(f"in this process, no Dask: {len(tracks) / local.seconds:.2f} tracks/s "
           f"(other processes meanwhile: {others / local.seconds:.2f} cores)")
-    rate, cost = {}, {}
+    rate, cost, runs = {}, {}, {}
     for n in (1, 2):
         seconds, cpu, here, others = cluster_run(tracks, fe, n, args.shard_size, examples)
         rate[n], cost[n] = len(tracks) / seconds, cpu / len(tracks)
+        runs[n] = {"tracks_per_s": rate[n], "seconds": seconds, "worker_core_s_per_track": cost[n],
+                   "client_core_s_per_track": here / len(tracks), "other_cores": others / seconds}
         print(f"{n} worker{'s' * (n > 1)}: {rate[n]:.2f} tracks/s ({seconds:.1f} s); CPU per track: "
               f"workers {cost[n]:.4f} core-s, client + scheduler {here / len(tracks):.4f} core-s "
               f"(other processes meanwhile: {others / seconds:.2f} cores)")
@@ -130,6 +152,49 @@ def main() -> None:
     print(f"a worker spends {overhead:.2f}x that (1-worker run, same clips): "
           + ", ".join(f"{k} {v * overhead:.4f}" for k, v in by_kind.items()) + " core-s per 30 s clip on Dask")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    report = {"tracks": len(tracks), "clips": len(files), "repeat": args.repeat, "shard_size": args.shard_size,
+              "in_process_tracks_per_s": len(tracks) / local.seconds,
+              "workers": {str(n): r for n, r in runs.items()}, "speed_up": rate[2] / rate[1],
+              "one_thread_core_s": {k: float(v) for k, v in by_kind.items()}, "dask_overhead": float(overhead),
+              "worker_core_s_per_clip": {k: float(v * overhead) for k, v in by_kind.items()},
+              "projection": PROJECTION}
+    block = finish(block)
+    write_report(args.json, report, block, markdown({"provenance": block, **report}))
+    print(f"wrote {args.json}")
+
+
+def markdown(report: dict) -> str:
+    """The README's tables of ``report``: measured rates, then the cluster projection for an mp3 clip's cost."""
+    cost = report["worker_core_s_per_clip"][".mp3"]
+    proj = report["projection"]
+    per_machine = proj["workers_per_machine"]
+    lines = ["| Dask workers | tracks/s | worker CPU per track | client + scheduler CPU per track "
+             "| other processes meanwhile |", "|---|---|---|---|---|"]
+    lines += [f"| {n} | {r['tracks_per_s']:.1f} | {r['worker_core_s_per_track']:.3f} core-s "
+              f"| {r['client_core_s_per_track']:.4f} core-s | {r['other_cores']:.2f} cores |"
+              for n, r in report["workers"].items()]
+    lines += ["", f"Speed-up with 2 workers: **{report['speed_up']:.2f}**; in one process without Dask: "
+              f"{report['in_process_tracks_per_s']:.1f} tracks/s. A worker spends **{cost:.3f} core-s per 30 s "
+              f"FMA mp3** ({report['dask_overhead']:.2f}x the cost of one thread alone).", "",
+              f"What that cost means with {per_machine} workers per `{proj['machine']}` (assumed "
+              f"${proj['usd_per_machine_hour']}/h, assumed to match a core here), compute only:", "",
+              "| | work | " + " | ".join(f"{m} machine{'s' * (m > 1)}" for m in proj["machines"]) + " | cost |",
+              "|---|---|" + "---|" * len(proj["machines"]) + "---|"]
+    for name, d in proj["datasets"].items():
+        core_h = d["clips_30s"] * cost / 3600
+        cells = [_duration(core_h * 3600 / (per_machine * m)) for m in proj["machines"]]
+        usd = core_h / per_machine * proj["usd_per_machine_hour"]
+        lines.append(f"| {name}: {d['what']} | {core_h:.1f} core-h | " + " | ".join(cells) + f" | ${usd:.2f} |")
+    return "\n".join([*lines, "", f"<small>{report['tracks']} tracks ({report['clips']} sample clips x "
+                       f"{report['repeat']}), shards of {report['shard_size']}; "
+                       f"`reports/benchmarks_scale.json`: {describe(report['provenance'])}.</small>", ""])
+
+
+def _duration(seconds: float) -> str:
+    """``seconds`` as "38 s", "6.4 min" or "1.2 h"."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ checkpoint commits included. Inference is ``predict_proba`` over the same
 windows, best of 3 after a warm-up. End to end is one 30 s clip: decode ->
 log-Mel -> windows -> model -> mean probabilities, best of 5, split by stage.
 Ratios are against the cnn and against the front end (decode + spectrogram),
-both measured in the same run.
+both measured in the same run. Writes the figures with their provenance to
+``reports/benchmarks_train.json`` and the README's table to
+``reports/benchmarks_train.md``.
 
     python benchmarks/train.py [--data data/sample/gtzan] [--epochs 3] [--models cnn crnn ...]
     KERAS_BACKEND=jax python benchmarks/train.py
@@ -24,7 +26,10 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from utils.evaluation.provenance import describe, finish, provenance, write_report
 from utils.models.registry import CNN_MODELS
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def rss_mib() -> float:
@@ -106,7 +111,10 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3, help="training epochs per model (>= 2)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--models", nargs="+", default=list(CNN_MODELS))
+    ap.add_argument("--json", type=Path, default=ROOT / "reports" / "benchmarks_train.json",
+                    help="figures with their provenance (and the Markdown table beside it, .md)")
     args = ap.parse_args()
+    block = provenance()
     if args.epochs < 2:
         ap.error("--epochs must be at least 2: the first epoch includes compilation")
     load = os.getloadavg()[0]  # other work on the machine skews every number below
@@ -133,6 +141,25 @@ def main() -> None:
         front = c["decode"] + c["spectrogram"]
         print(f"{r['name']:<10} {c['decode']:>7.1f} {c['spectrogram']:>8.1f} {c['windows']:>8.2f} "
               f"{c['model']:>7.1f} {sum(c.values()):>7.1f} {c['model'] / front:>18.2f}")
+    report = {"data": str(args.data), "epochs": args.epochs, "batch_size": args.batch_size,
+              "baseline": cnn["name"], "models": results}
+    block = finish(block)
+    write_report(args.json, report, block, markdown({"provenance": block, **report}))
+    print(f"wrote {args.json}")
+
+
+def markdown(report: dict) -> str:
+    """The README's table of ``report`` (what :func:`main` writes)."""
+    base = next(r for r in report["models"] if r["name"] == report["baseline"])
+    lines = [f"| model | parameters | training windows/s | vs {base['name']} | inference windows/s "
+             "| one 30 s clip end to end |", "|---|---|---|---|---|---|"]
+    for r in report["models"]:
+        lines.append(f"| {r['name']} | {r['params']:,} | {r['train_wps']:.0f} "
+                     f"| {r['train_wps'] / base['train_wps']:.2f}x | {r['infer_wps']:.0f} "
+                     f"| {sum(r['clip'].values()) * 1e3:.0f} ms |")
+    return "\n".join([*lines, "", f"<small>{base['backend']} backend, {base['windows']} windows of the sample's "
+                       f"GTZAN clips, batch {report['batch_size']}, best of epochs 2-{report['epochs']}; "
+                       f"`reports/benchmarks_train.json`: {describe(report['provenance'])}.</small>", ""])
 
 
 if __name__ == "__main__":

@@ -171,7 +171,7 @@ def train_one(method: str, seed: int, x, y, train_idx, val_idx, args, run_dir: P
 
 def audio_part(args, ratio: float, work: Path) -> tuple[dict, pd.DataFrame]:
     """Train under each method and seed, test on GTZAN hiphop/rock; JSON block and one row per run."""
-    from utils.evaluation.reports import classification_metrics
+    from utils.evaluation.metrics import classification_metrics
     from utils.models.architectures import predict_proba, track_probabilities
 
     x, labels, track, clips = clip_windows(args.audio, args.metadata, work)
@@ -216,9 +216,8 @@ def audio_part(args, ratio: float, work: Path) -> tuple[dict, pd.DataFrame]:
              "toward or away from the majority class."),
             "Validation windows come from the same two clips, so early stopping tracks within-clip fit.",
             ("A run is 1-3 steps per epoch, so BatchNorm's moving averages (momentum 0.99) are far from "
-             "settled (see cv_gtzan.md); a one-off check outside this script, re-estimating them on the "
-             "training windows of the seed-0 none and class_weight models, gave a mean P(Rock) of 0.02 and 0.01 "
-             "on the GTZAN windows (51 % window accuracy): the pull toward Hip-Hop is not a BatchNorm artefact."),
+             "settled (see cv_gtzan.md); a one-off check outside this script (not recorded, so no figure is "
+             "quoted), re-estimating them on the training windows, still pulled toward Hip-Hop."),
             ("The test is out of dataset (GTZAN WAV clips, other years and production, GTZAN's genre "
              "definitions rather than FMA's artist-chosen ones)."),
         ],
@@ -271,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace, argv: list[str] | None) -> None:
     """Both parts; writes the JSON and the figure."""
-    from utils.evaluation.reports import save_figure, write_json
+    from utils.atomic import write_json
+    from utils.evaluation.plots import save_figure
 
     args.work.mkdir(parents=True, exist_ok=True)
     meta, counts, methods = metadata_part(args.metadata, args.seeds[0])

@@ -326,7 +326,7 @@ CHOSEN = "penultimate+max_pool, hidden 256, 4 copies"
 
 def select_head(data, y: np.ndarray, folds: np.ndarray, test_on: list[str], reports: Path) -> str:
     """The augmented candidate with the best worst-case accuracy over ``test_on`` (ties: clean accuracy)."""
-    from utils.evaluation.reports import write_json
+    from utils.atomic import write_json
 
     methods = {name: head_method(data, y, int(y.max()) + 1, config, ["clean", *(f"augment_{k}" for k in range(n))])
                for name, (config, n) in CANDIDATES.items()}
@@ -383,7 +383,7 @@ def load_gtzan(path: Path):
 def render_only(reports: Path, scratch: Path) -> int:
     import json
 
-    from utils.evaluation.reports import write_json
+    from utils.atomic import write_json
 
     path = reports / "transfer_results.json"
     results = json.loads(path.read_text()) | {"from_scratch_cnn": from_scratch_row(scratch)}
@@ -398,9 +398,13 @@ def main(argv=None) -> int:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from utils.evaluation.baselines import cv_folds, make_baselines
+    from utils.data.splits import cv_folds
+    from utils.evaluation.baselines import make_baselines
     from utils.models.calibration import fit_temperature, log_probs
-    from utils.evaluation.reports import classification_metrics, save_figure, write_json, write_report
+    from utils.atomic import write_json
+    from utils.evaluation.metrics import classification_metrics
+    from utils.evaluation.plots import save_figure
+    from utils.evaluation.reports import write_report
     from utils.models.transfer import track_features
 
     args = parse_args(argv)
@@ -412,7 +416,7 @@ def main(argv=None) -> int:
     folds = cv_folds(y, n_splits, args.repeats, args.seed)
     per_genre = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
     split = (f"GTZAN clips in {root.name}/: {len(y)} clips, {per_genre} per genre; "
-             f"stratified {n_splits}-fold x {args.repeats} repeats (utils.evaluation.baselines.cv_folds, seed {args.seed}); "
+             f"stratified {n_splits}-fold x {args.repeats} repeats (utils.data.splits.cv_folds, seed {args.seed}); "
              f"the same folds for every method; mean ± std over the {n_splits * args.repeats} test folds")
     print(split, file=sys.stderr)
 

@@ -35,7 +35,7 @@ def robustness_figure(summary, conditions_: list[str], title: str):
 def from_scratch_row(path: Path) -> dict | None:
     """Row (a): the best from-scratch CNN of ``scripts/cv_experiment.py`` (10 genres, by mean accuracy).
 
-    Its folds are that script's (``utils.data.datasets.repeated_folds``), not this one's: same clips,
+    Its folds are that script's (``utils.data.splits.repeated_folds``), not this one's: same clips,
     another fold draw, so the row is side by side, not paired fold by fold."""
     if not path.is_file():
         return None

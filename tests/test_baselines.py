@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from utils import audio
-from utils.evaluation.baselines import cv_folds, make_baselines, repeated_cv, result_rows, summarize_cv
+from utils.data.splits import cv_folds
+from utils.evaluation.baselines import make_baselines, repeated_cv, result_rows, summarize_cv
 from utils.evaluation.reports import results_table
 from utils.evaluation.features import feature_vector, features_table, save_features
 from utils.apps.cli import main

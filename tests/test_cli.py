@@ -1,4 +1,5 @@
 """The fma-genre command on the real sample, as a user runs it."""
+import json
 import subprocess
 import sys
 
@@ -76,3 +77,26 @@ def test_predict_csv_and_a_bad_file(tiny_model, sample, tmp_path, capsys):
 def test_predict_with_a_missing_model(sample, tmp_path, capsys):
     assert main(["predict", str(sample / "gtzan"), "--model", str(tmp_path / "x.keras")]) == 1
     assert "x.keras: no such model file" in capsys.readouterr().err
+
+
+def test_train_runs_end_to_end_on_the_sample(sample, tmp_path, capsys):
+    """`fma-genre extract` then `fma-genre train` on real sample clips, as a user runs them: 1 epoch,
+    a model with its card, test metrics printed. `--spec-augment 1` is 1 time and 1 frequency mask."""
+    songs = tmp_path / "songs"
+    for genre in ("classical", "metal"):
+        (songs / genre).mkdir(parents=True)
+        for clip in sorted((sample / "gtzan" / genre).glob("*.wav")):
+            for k in range(5):  # 10 tracks per genre, the least a stratified 80/10/10 split takes
+                (songs / genre / f"{clip.stem}-{k}.wav").symlink_to(clip)
+    cache, run = tmp_path / "cache", tmp_path / "run"
+    assert main(["extract", "--dataset", "folder", "--root", str(songs), "--out", str(cache), "--workers", "0"]) == 0
+    rc = main(["train", "--cache", str(cache), "--out", str(run), "--epochs", "1", "--batch-size", "16",
+               "--spec-augment", "1"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "training cnn on 16 tracks of 2 classes (2 validation, 2 test" in captured.err
+    assert "test: track accuracy" in captured.out and f"model: {run / 'model.keras'}" in captured.out
+    card = json.loads((run / "model.card.json").read_text())
+    assert card["labels"] == ["classical", "metal"] and card["training"]["epochs"] == 1
+    augment = card["training"]["config"]["augment"]
+    assert (augment["time_masks"], augment["freq_masks"]) == (1, 1)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from utils.data.datasets import gtzan
-from utils.evaluation.experiment import fold_splits
+from utils.data.splits import fold_splits, folds_by_class
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ def tracks(sample):
 
 
 def test_folds_are_stratified_when_every_genre_fills_them(tracks):
-    folds, stratified = cv.assign_folds(tracks, 2, 3, seed=0)
+    folds, stratified = folds_by_class(tracks, 2, 3, seed=0)
     assert stratified and folds.shape == (3, len(tracks))
     for repeat in folds:  # 2 clips per genre, 2 folds: one clip of each genre per fold
         per_genre = tracks.assign(fold=repeat).groupby("label").fold.nunique()
@@ -38,14 +38,14 @@ def test_folds_are_stratified_when_every_genre_fills_them(tracks):
 
 
 def test_too_few_clips_give_round_robin_folds_and_a_named_problem(tracks):
-    folds, stratified = cv.assign_folds(tracks, 3, 2, seed=0)
+    folds, stratified = folds_by_class(tracks, 3, 2, seed=0)
     assert not stratified
     for repeat in folds:
         assert (tracks.assign(fold=repeat).groupby("label").fold.nunique() == 2).all()
         assert np.ptp(np.bincount(repeat)) <= 1  # folds of equal size, to one clip
     assert not (folds[0] == folds[1]).all()  # each repeat reshuffles
     binary = tracks[tracks.label.isin(["classical", "metal"])].reset_index(drop=True)
-    b_folds, _ = cv.assign_folds(binary, 3, 1, seed=0)
+    b_folds, _ = folds_by_class(binary, 3, 1, seed=0)
     problem = cv.split_problem(fold_splits(binary.track_id.to_numpy(), b_folds[0]),
                                binary.set_index("track_id").label)
     assert problem and "split" in problem
@@ -72,7 +72,7 @@ def in_unit(x) -> bool:
 
 
 @pytest.mark.slow
-def test_tiny_run_on_the_sample_writes_a_consistent_report_and_resumes(tmp_path, sample):
+def test_tiny_run_on_the_sample_writes_a_consistent_report_and_resumes(tmp_path, sample, monkeypatch):
     argv = ["--gtzan", str(tmp_path / "absent"), "--out", str(tmp_path / "reports"), "--work",
             str(tmp_path / "work"), "--folds", "3", "--epochs", "1", "--models", "cnn", "--ablate-augment",
             "--baseline-repeats", "2"]
@@ -97,14 +97,31 @@ def test_tiny_run_on_the_sample_writes_a_consistent_report_and_resumes(tmp_path,
         assert in_unit(s["accuracy_mean"]) and s["accuracy_std"] >= 0 and in_unit(s["macro_f1_mean"])
     # the baselines' first repeat is the CNN's split: same test tracks per fold
     assert {r["n_test"] for r in base["per_fold"] if r["repeat"] == 0} <= {6, 7}
+    # the choice of model reads validation scores only: per split, and how many variants were tried
+    assert all(in_unit(r["val_accuracy"]) and r["val_log_loss"] > 0 for r in cnn["per_fold"])
+    assert all(in_unit(r["val_accuracy"]) for r in base["per_fold"])
+    sel = multi["selection"]
+    assert sel["variants_tried"] == {"cnn": 1, "baseline": 4} and sel["cnn"]["chosen"] == ["cnn"] * 3
+    assert len(sel["baseline"]["chosen"]) == 3 and set(sel["baseline"]["chosen"]) <= set(base["same_splits"])
+    assert sel["cnn"]["summary"]["accuracy_mean"] == pytest.approx(cnn["summary"]["cnn"]["accuracy_mean"])
+    assert saved["provenance"]["command"].startswith("python ") and saved["provenance"]["date"]
     report = (tmp_path / "reports" / "cv_gtzan.md").read_text()
     assert "NOT stratified" in report and "published:" in report and "binary: skipped" in report
+    assert report == cv.markdown(saved) and "Million Song Dataset" in report
+    summary = (tmp_path / "reports" / "cv_gtzan_summary.md").read_text()
+    assert summary == cv.summary_markdown(saved) and "CNN selected by validation** (of 1 variants)" in summary
     assert (tmp_path / "reports" / "figures" / "cv_gtzan_multiclass.png").stat().st_size > 10_000
     # a second run finds every fold finished: same numbers, the time measured when it trained
     assert cv.main(argv) == 0
     again = json.loads((tmp_path / "reports" / "cv_gtzan.json").read_text())["tasks"]["multiclass"]["cnn"]
     assert [r["accuracy"] for r in again["per_fold"]] == [r["accuracy"] for r in cnn["per_fold"]]
     assert again["runs"]["cnn"]["seconds"] == cnn["runs"]["cnn"]["seconds"]
+    # changed code: fold runs are keyed by a hash of the code, so none of the old ones is reused
+    runs = tmp_path / "work" / "gtzan" / "runs" / "multiclass"
+    assert len(list(runs.glob("cnn-*-r0-fold0"))) == 1
+    monkeypatch.setattr(cv, "code_hash", lambda paths: "other code")
+    assert cv.main(argv) == 0
+    assert len(list(runs.glob("cnn-*-r0-fold0"))) == 2
 
 
 def test_a_folder_that_is_not_gtzan_is_a_clear_error(tmp_path, sample, capsys):
@@ -112,3 +129,20 @@ def test_a_folder_that_is_not_gtzan_is_a_clear_error(tmp_path, sample, capsys):
     assert cv.main(argv) == 1
     assert "not in the GTZAN layout" in capsys.readouterr().err
     assert not (tmp_path / "reports").exists()
+
+
+def test_selection_reads_validation_scores_only():
+    """Per split the variant with the best validation score is chosen, whatever its test score."""
+    import pandas as pd
+
+    per_fold = pd.DataFrame([
+        {"model": "a", "repeat": 0, "fold": 0, "val_log_loss": 0.9, "accuracy": 1.0},
+        {"model": "b", "repeat": 0, "fold": 0, "val_log_loss": 0.5, "accuracy": 0.2},
+        {"model": "a", "repeat": 0, "fold": 1, "val_log_loss": 0.4, "accuracy": 0.3},
+        {"model": "b", "repeat": 0, "fold": 1, "val_log_loss": 0.4, "accuracy": 0.9},  # a tie: the first listed
+    ])
+    chosen = cv.select_by_validation(per_fold, "val_log_loss", lower_is_better=True)
+    assert chosen.selected.tolist() == ["b", "a"] and chosen.accuracy.tolist() == [0.2, 0.3]
+    best_val_acc = cv.select_by_validation(per_fold.assign(val_accuracy=[0.1, 0.2, 0.3, 0.3]), "val_accuracy",
+                                           lower_is_better=False)
+    assert best_val_acc.selected.tolist() == ["b", "a"]

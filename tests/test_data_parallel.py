@@ -1,4 +1,7 @@
-"""Data-parallel training on one machine, on CPU with simulated devices: two replicas under each backend."""
+"""Data-parallel training on one machine, on CPU with simulated devices: two replicas under each backend.
+
+What ``train()`` itself ran under is read inside its training loop, at every step: the number of
+replicas of the distribution in force, and how many devices hold a copy of the model's first weight."""
 import os
 import subprocess
 import sys
@@ -17,30 +20,46 @@ TRAIN = textwrap.dedent("""
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
-    from utils.models import backend
     from utils.audio.frontend import FrontEnd, LogMel, windows
     from utils import audio
     from utils.models.training import TrainConfig, train
+
+    class Replicas(keras.callbacks.Callback):
+        seen = set()
+
+        def on_train_batch_end(self, batch, logs=None):
+            weight = self.model.trainable_weights[0].value
+            if keras.config.backend() == "jax":
+                distribution = keras.distribution.distribution()
+                n = 1 if distribution is None else int(np.prod(distribution.device_mesh.shape))
+                self.seen.add((n, len(weight.sharding.device_set)))
+            else:
+                import tensorflow as tf
+                self.seen.add((tf.distribute.get_strategy().num_replicas_in_sync,
+                               len(getattr(weight, "values", [weight]))))
+
     fe = FrontEnd()
     xs, ys = [], []
     for label, path in enumerate(sys.argv[3:5]):
         w = windows(LogMel(fe)(audio.load(path, fe.sample_rate)), fe)
         xs.append(w); ys.append(np.full(len(w), label))
     x, y = np.concatenate(xs), np.concatenate(ys)
-    with backend.data_parallel() as replicas:
-        pass
-    r = train(TrainConfig(epochs=2, batch_size=16, distribution="data_parallel"), (x, y), (x[::3], y[::3]), 2, sys.argv[1])
-    print(keras.config.backend(), replicas, len(r.history), bool(np.isfinite(r.best_val_loss)))
+    r = train(TrainConfig(epochs=2, batch_size=16, distribution=sys.argv[5]), (x, y), (x[::3], y[::3]), 2,
+              sys.argv[1], callbacks=(Replicas(),))
+    print(keras.config.backend(), *sorted(Replicas.seen), len(r.history), bool(np.isfinite(r.best_val_loss)))
 """)
 
 
+@pytest.mark.parametrize("distribution, seen", [("data_parallel", "(2, 2)"), ("none", "(1, 1)")])
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
-def test_two_replicas_train(backend, tmp_path, sample):
+def test_train_runs_on_two_replicas(backend, distribution, seen, tmp_path, sample):
+    """Every step of train() with ``data_parallel`` ran under a 2-replica distribution with the
+    weights copied to both devices; without it, on one (so the check can tell them apart)."""
     pytest.importorskip(backend)
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
            "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}  # JAX: two CPU devices
     clips = [sample / "gtzan" / "classical" / "classical.00000.wav", sample / "gtzan" / "metal" / "metal.00000.wav"]
-    run = subprocess.run([sys.executable, "-c", TRAIN, str(tmp_path / "run"), backend, *map(str, clips)],
+    run = subprocess.run([sys.executable, "-c", TRAIN, str(tmp_path / "run"), backend, *map(str, clips), distribution],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert run.stdout.split()[-4:] == [backend, "2", "2", "True"]
+    assert " ".join(run.stdout.split()[-5:]) == f"{backend} {seen} 2 True"

@@ -13,10 +13,11 @@ from matplotlib.figure import Figure
 
 from utils import audio
 
-from utils.data import datasets
+from utils.data import datasets, splits
 
 from utils.data import fma
-from utils.data.datasets import SPLITS, TRACK_COLUMNS, DatasetError
+from utils.data.datasets import TRACK_COLUMNS, DatasetError
+from utils.data.splits import SPLITS
 
 matplotlib.use("Agg")
 
@@ -89,14 +90,14 @@ def test_track_table_checks_the_schema(gtzan):
 
 
 def test_splits_are_stratified_deterministic_and_exact(rock_hiphop):
-    split = datasets.make_splits(rock_hiphop, seed=0)
-    assert split.equals(datasets.make_splits(rock_hiphop, seed=0))
-    assert not split.equals(datasets.make_splits(rock_hiphop, seed=1))
+    split = splits.make_splits(rock_hiphop, seed=0)
+    assert split.equals(splits.make_splits(rock_hiphop, seed=0))
+    assert not split.equals(splits.make_splits(rock_hiphop, seed=1))
     share = split.value_counts(normalize=True)
     assert np.allclose(share[list(SPLITS)], [0.8, 0.1, 0.1], atol=0.001)
     hiphop = (rock_hiphop.label == "Hip-Hop").groupby(split).mean()
     assert np.allclose(hiphop, (rock_hiphop.label == "Hip-Hop").mean(), atol=0.001)
-    other = datasets.make_splits(rock_hiphop, (0.7, 0.15, 0.15), seed=0).value_counts(normalize=True)
+    other = splits.make_splits(rock_hiphop, (0.7, 0.15, 0.15), seed=0).value_counts(normalize=True)
     assert np.allclose(other[list(SPLITS)], [0.7, 0.15, 0.15], atol=0.001)
 
 
@@ -106,39 +107,39 @@ def test_splits_keep_groups_together(rock_hiphop):
     created = pd.read_csv(EXPORT, usecols=["track_id", "date_created"]).set_index("track_id").date_created
     tracks = rock_hiphop.assign(artist=created.reindex(rock_hiphop.track_id.astype(int)).to_numpy())
     tracks.loc[:99, "artist"] = None  # tracks without an artist are groups of one
-    split = datasets.make_splits(tracks, seed=0)
+    split = splits.make_splits(tracks, seed=0)
     assert split.groupby(tracks.artist).nunique().max() == 1
     assert np.allclose(split.value_counts(normalize=True)[list(SPLITS)], [0.8, 0.1, 0.1], atol=0.01)
 
 
 def test_split_leaves_unlabelled_tracks_out(gtzan):
     tracks = gtzan.assign(label=gtzan.label.where(gtzan.index >= 4))
-    split = datasets.make_splits(tracks, (0.5, 0.5, 0.0))
+    split = splits.make_splits(tracks, (0.5, 0.5, 0.0))
     assert split[:4].isna().all() and split[4:].notna().all()
     assert (split[4:] == "training").sum() == 8 and "test" not in set(split)
 
 
 def test_split_fraction_errors():
     with pytest.raises(ValueError, match="summing to 1"):
-        datasets._fold_counts((0.8, 0.1))
+        splits._fold_counts((0.8, 0.1))
     with pytest.raises(ValueError, match="summing to 1"):
-        datasets._fold_counts((0.8, 0.3, -0.1))
+        splits._fold_counts((0.8, 0.3, -0.1))
     with pytest.raises(ValueError, match="multiples of 1/n"):
-        datasets._fold_counts((0.801, 0.1, 0.099))
-    assert datasets._fold_counts((1 / 3, 1 / 3, 1 / 3)).tolist() == [1, 1, 1]
+        splits._fold_counts((0.801, 0.1, 0.099))
+    assert splits._fold_counts((1 / 3, 1 / 3, 1 / 3)).tolist() == [1, 1, 1]
 
 
 def test_repeated_folds_on_gtzan(gtzan):
-    folds = datasets.repeated_folds(gtzan, n_splits=2, n_repeats=3, seed=0)
+    folds = splits.repeated_folds(gtzan, n_splits=2, n_repeats=3, seed=0)
     assert folds.shape == (20, 3) and folds.notna().all().all()
     for r in folds.columns:  # two clips per genre: one in each fold
         assert (gtzan.label.groupby(folds[r]).value_counts() == 1).all()
-    assert folds.equals(datasets.repeated_folds(gtzan, n_splits=2, n_repeats=3, seed=0))
+    assert folds.equals(splits.repeated_folds(gtzan, n_splits=2, n_repeats=3, seed=0))
     assert folds[0].ne(folds[1]).any() or folds[0].ne(folds[2]).any()
 
 
 def test_class_balance_table(rock_hiphop, gtzan):
-    tracks = rock_hiphop.assign(split=datasets.make_splits(rock_hiphop))
+    tracks = rock_hiphop.assign(split=splits.make_splits(rock_hiphop))
     table = datasets.class_balance(tracks)
     assert list(table.columns) == [*SPLITS, "total"] and list(table.index) == ["Rock", "Hip-Hop"]
     assert table.total.to_dict() == rock_hiphop.label.value_counts().to_dict() == {"Rock": 14_176, "Hip-Hop": 3_543}
@@ -150,7 +151,7 @@ def test_class_balance_table(rock_hiphop, gtzan):
 
 
 def test_class_balance_figure(rock_hiphop, tmp_path):
-    tracks = rock_hiphop.assign(split=datasets.make_splits(rock_hiphop))
+    tracks = rock_hiphop.assign(split=splits.make_splits(rock_hiphop))
     fig = datasets.plot_class_balance(tracks)
     assert isinstance(fig, Figure)
     assert fig.axes[0].get_title() == f"17,719 tracks, 2 classes, imbalance {14_176 / 3_543:.2f} : 1"

@@ -7,8 +7,10 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score, top_k_accuracy_score
 
 from utils.models.calibration import fit_temperature, log_probs
-from utils.evaluation.reports import (PUBLISHED, classification_metrics, read_history, results_table, to_markdown,
-                              write_atomic, write_json, write_report, write_results_table)
+from utils.atomic import write_atomic, write_json
+from utils.evaluation.metrics import classification_metrics
+from utils.evaluation.plots import read_history
+from utils.evaluation.reports import PUBLISHED, results_table, to_markdown, write_report, write_results_table
 
 GENRES = ["blues", "classical", "metal", "pop"]
 

@@ -20,7 +20,8 @@ from utils.data import explore
 from utils.data import fma
 
 from utils.evaluation import growth
-from utils.evaluation.experiment import Split
+from utils.data import splits
+from utils.data.splits import Split
 from utils.audio.frontend import FrontEnd, LogMel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,6 +98,8 @@ def test_frontend_and_log_variants(gtzan_wavs):
     fe = FrontEnd()
     variants = explore.frontend_variants(fe, "n_mels", [32, 64])
     assert {k: v.n_mels for k, v in variants.items()} == {"n_mels = 32": 32, "n_mels = 64": 64}
+    # a run's own front end (hop 1024) cannot take n_fft 512: that variant is left out, not an error
+    assert list(explore.frontend_variants(FrontEnd(hop_length=1024), "n_fft", [512, 2048])) == ["n_fft = 2048"]
     y = np.asarray(soundfile.read(gtzan_wavs[0], frames=22050, dtype="float32")[0])
     logs = explore.log_variants(y, fe)
     db = logs["dB: 10 log10(S)"]
@@ -136,22 +139,22 @@ def test_figures_have_their_panels(gtzan_wavs, two_genre_cache):
 
 
 def test_plan_splits_on_two_tracks_per_genre_validates_on_training(gtzan):
-    plan = growth.plan_splits(gtzan, folds=5)
-    splits = plan.splits()
-    assert len(splits) == 2 and "2-fold" in plan.how
-    for s in splits:
+    plan = splits.plan_splits(gtzan, folds=5)
+    parts = plan.splits()
+    assert len(parts) == 2 and "2-fold" in plan.how
+    for s in parts:
         assert s.validation == s.training and not set(s.training) & set(s.test)
         assert sorted(t.split(".")[0] for t in s.test) == sorted(gtzan.label.unique())  # one per genre
-    assert set(splits[0].test) == set(splits[1].training)
+    assert set(parts[0].test) == set(parts[1].training)
 
 
 def test_plan_splits_with_three_folds_validates_on_the_next_fold():
     ids = [f"{g}.{i:05d}" for g in ("x", "y") for i in range(6)]
     table = pd.DataFrame({"track_id": ids, "label": [i[0] for i in ids], "split": pd.NA, "artist": pd.NA})
-    plan = growth.plan_splits(table, folds=3, repeats=2, seed=1)
-    splits = plan.splits()
-    assert len(splits) == 6
-    for s in splits:
+    plan = splits.plan_splits(table, folds=3, repeats=2, seed=1)
+    parts = plan.splits()
+    assert len(parts) == 6
+    for s in parts:
         assert len(s.test) == len(s.validation) == 4 and len(s.training) == 4
         assert not (set(s.training) & set(s.validation)) | (set(s.training) & set(s.test))
 
@@ -159,27 +162,27 @@ def test_plan_splits_with_three_folds_validates_on_the_next_fold():
 def test_plan_splits_takes_the_official_split_and_refuses_one_track_per_class(tmp_path):
     kept, _ = fma.subset(fma.load_tracks(TRACKS_CSV), "medium")
     labelled = kept[kept.label.notna()]
-    plan = growth.plan_splits(labelled)
+    plan = splits.plan_splits(labelled)
     assert plan.how == "the dataset's official split"
     assert plan.holdout.test == tuple(labelled.track_id[labelled.split == "test"])
-    again = growth.SplitPlan.load(plan.save(tmp_path / "split.json"))
+    again = splits.SplitPlan.load(plan.save(tmp_path / "split.json"))
     assert again.holdout == plan.holdout
     one_each = pd.DataFrame({"track_id": ["a", "b"], "label": ["x", "y"], "split": pd.NA, "artist": pd.NA})
     with pytest.raises(ValueError, match="at least 2"):
-        growth.plan_splits(one_each)
+        splits.plan_splits(one_each)
 
 
 def test_split_plan_round_trips_through_json(gtzan, tmp_path):
-    plan = growth.plan_splits(gtzan)
-    again = growth.SplitPlan.load(plan.save(tmp_path / "split.json"))
+    plan = splits.plan_splits(gtzan)
+    again = splits.SplitPlan.load(plan.save(tmp_path / "split.json"))
     assert again.splits() == plan.splits() and again.how == plan.how
     with pytest.raises(FileNotFoundError, match="01_eda"):
-        growth.SplitPlan.load(tmp_path / "missing.json")
+        splits.SplitPlan.load(tmp_path / "missing.json")
 
 
 def test_split_column_names_each_track(gtzan):
     split = Split(("blues.00000",), ("blues.00000", "jazz.00000"), ("rock.00001",))
-    column = growth.split_column(gtzan, split).set_axis(gtzan.track_id)
+    column = splits.split_column(gtzan, split).set_axis(gtzan.track_id)
     assert column["blues.00000"] == "training" and column["jazz.00000"] == "validation"
     assert column["rock.00001"] == "test" and column.isna().sum() == len(gtzan) - 3
 
@@ -205,7 +208,7 @@ def test_summarize_and_compare_runs():
     rows = pd.DataFrame({"balancing": ["none", "none", "oversample"], "accuracy": [0.5, 0.7, 0.6],
                          "balanced_accuracy": [0.5, 0.7, 0.6], "macro_f1": [0.4, 0.6, 0.5],
                          "log_loss": [0.9, 0.7, 0.8]})
-    summary = growth.summarize(rows, "balancing")
+    summary = splits.summarize(rows, "balancing", growth.METRICS)
     assert summary.loc["none", "accuracy_mean"] == pytest.approx(0.6)
     assert summary.loc["none", "accuracy_std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
     assert summary.runs.to_dict() == {"none": 2, "oversample": 1}

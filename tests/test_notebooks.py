@@ -5,9 +5,13 @@ sample (``--quick``: one epoch), once per session, and checks what a run
 must leave behind: executed copies without errors, the reports and figures
 under their stable names, ``run.json``. A run folder is never overwritten
 silently (refused, resumed, or forced). One test executes the committed
-01_eda with nbval (lax), exactly as committed.
+01_eda with nbval (lax), exactly as committed. The executed copies under
+``notebooks/executed/`` (``make notebooks``) must hold the current notebooks' cells.
 """
+import base64
+import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -19,13 +23,16 @@ import pytest
 
 from utils.models.registry import CNN_MODELS
 from utils.apps import pipeline
-from utils.apps.pipeline import FIGURES, NOTEBOOKS, REPORTS, PipelineConfig, PipelineError, RunLayout, run_pipeline
+from utils.apps.notebooks import AUDIO_STUB, publish
+from utils.apps.pipeline import (FIGURES, NOTEBOOKS, REPORTS, PipelineConfig, PipelineError, RunLayout, run_pipeline,
+                                 smoke_test)
 from utils.apps.cli import build_parser, main
 from utils.apps.cli import pipeline as pipeline_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT_LIMIT = 10_000  # bytes of outputs a committed notebook may carry
 FILE_LIMIT = 64 * 1024
+EXECUTED_LIMIT = 3 * 1024 * 1024  # bytes of all five executed copies together
 # knobs a notebook keeps at its own default (the pipeline does not set them)
 NOTEBOOK_ONLY = {"model", "balancing", "growth_model", "growth_steps", "n_examples"}
 QUICK = PipelineConfig(quick=True)  # what the session's sample_run fixture (conftest.py) runs
@@ -40,8 +47,12 @@ def test_committed_notebook_is_parameterised_and_stripped(name):
     code = [c for c in nb.cells if c.cell_type == "code"]
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and tagged[0] is code[0], "one `parameters` cell, the first code cell"
-    # the backend is chosen before anything can import Keras
-    assert code[1].source.startswith("from utils.models import backend\n\nbackend.use(keras_backend)")
+    # one set-up call, which chooses the backend before anything can import Keras
+    setup = "from utils.apps.notebooks import open_run\n\nlayout = open_run(out_dir, keras_backend"
+    assert code[1].source.startswith(setup)
+    assert not [c for c in code if "backend.use(" in c.source or "RunLayout(" in c.source]
+    text = "".join(c.source for c in nb.cells)
+    assert ".notes/" not in text and "(../README.md#notebooks-and-the-pipeline)" in text
     assert all(c.execution_count is None for c in code)
     assert sum(len(json.dumps(c.outputs)) for c in code) <= OUTPUT_LIMIT
     assert path.stat().st_size <= FILE_LIMIT
@@ -49,6 +60,57 @@ def test_committed_notebook_is_parameterised_and_stripped(name):
     assert {"keras_backend", "out_dir", "seed"} <= declared
     given = set(QUICK.parameters(RunLayout(Path("runs/x"))))
     assert declared <= given | NOTEBOOK_ONLY, f"parameters the pipeline cannot set: {declared - given - NOTEBOOK_ONLY}"
+
+
+def test_the_readme_section_the_notebooks_link_to_exists():
+    assert "\n## Notebooks and the pipeline\n" in (ROOT / "README.md").read_text()
+
+
+def test_open_run_chooses_the_backend_before_keras_is_imported(tmp_path):
+    code = ("import sys\nfrom utils.apps.notebooks import open_run\nassert 'keras' not in sys.modules\n"
+            f"layout = open_run({str(tmp_path / 'run')!r}, 'jax')\n"
+            "import keras\nprint(keras.config.backend(), layout.figures.is_dir())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[-1] == "jax True"
+    assert f"run: {(tmp_path / 'run').resolve()}" in done.stdout
+
+
+def _cells(nb) -> list[tuple[str, str]]:
+    return [(c.cell_type, c.source) for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_the_executed_copy_is_of_the_current_notebook(name):
+    """notebooks/executed/ is `make notebooks`'s run on the bundled sample; rerun it when a notebook changes."""
+    executed = nbformat.read(ROOT / "notebooks" / "executed" / f"{name}.ipynb", as_version=4)
+    assert _cells(executed) == _cells(nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)), \
+        "notebooks/executed/ is stale: run `make notebooks`"
+    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any(o.get("data", {}).get("image/png") for o in outputs)
+    assert {c.metadata.papermill.status for c in executed.cells} == {"completed"}
+    injected = next(c.source for c in executed.cells if "injected-parameters" in c.metadata.get("tags", []))
+    if "data_root" in injected:  # the bundled sample, named relative to the repository
+        assert 'data_root = "data/sample/gtzan"' in injected
+    assert str(ROOT) not in json.dumps(executed)  # paths made relative to the repository
+    total = sum((ROOT / "notebooks" / "executed" / f"{n}.ipynb").stat().st_size for n in NOTEBOOKS)
+    assert total <= EXECUTED_LIMIT
+
+
+def test_publish_refuses_a_run_that_did_not_execute(tmp_path):
+    with pytest.raises(PipelineError, match="01_eda.ipynb: not executed"):
+        publish(tmp_path, tmp_path / "executed")
+    assert not (tmp_path / "executed").exists()
+
+
+def test_smoke_test_runs_are_named():
+    assert "--quick" in PipelineConfig(quick=True).smoke_test()
+    assert "bundled sample" in PipelineConfig().smoke_test()  # the default root
+    assert PipelineConfig(root="/data/gtzan_mini").smoke_test() is None
+    assert smoke_test({"smoke_test": None, "config": {"quick": True}}) is None  # what the run recorded
+    assert "--quick" in smoke_test({"config": {"quick": True, "root": "/data/gtzan_mini"}})  # a run.json from before
 
 
 def test_the_kernel_is_this_python():
@@ -67,6 +129,7 @@ def test_pipeline_runs_the_five_notebooks_on_the_sample(sample_run):
     for name in NOTEBOOKS:
         entry = record["notebooks"][name]
         assert entry["status"] == "ok" and entry["seconds"] > 0
+        assert len(entry["load_average"]) == 3 and entry["cpus"] == os.cpu_count()
         nb = nbformat.read(root / "notebooks" / f"{name}.ipynb", as_version=4)
         assert {c.metadata.papermill.status for c in nb.cells} == {"completed"}
         assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
@@ -77,6 +140,28 @@ def test_pipeline_runs_the_five_notebooks_on_the_sample(sample_run):
     first = nbformat.read(root / "notebooks" / "01_eda.ipynb", as_version=4)
     printed = "".join(o.get("text", "") for c in first.cells if c.cell_type == "code" for o in c.outputs)
     assert f"Python: {sys.executable}" in printed  # the kernel ran this environment's Python
+    assert record["smoke_test"] == QUICK.smoke_test()
+
+
+@pytest.mark.slow
+def test_publish_makes_the_executed_copies_fit_to_commit(sample_run, tmp_path):
+    root, _ = sample_run
+    written = publish(root, tmp_path / "executed", max_width=600)
+    assert [p.name for p in written] == [f"{n}.ipynb" for n in NOTEBOOKS]
+    from PIL import Image
+
+    for path, name in zip(written, NOTEBOOKS):
+        text = path.read_text()
+        assert str(ROOT) not in text and "<audio" not in text
+        nb = nbformat.reads(text, as_version=4)
+        assert _cells(nb) == _cells(nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4))
+        for o in (o for c in nb.cells if c.cell_type == "code" for o in c.outputs):
+            if "image/png" in o.get("data", {}):
+                assert Image.open(io.BytesIO(base64.b64decode(o.data["image/png"]))).width <= 600
+    listened = nbformat.read(written[0], as_version=4)
+    assert any(o.get("data", {}).get("text/plain") == AUDIO_STUB for c in listened.cells for o in c.get("outputs", []))
+    executed = sum((root / "notebooks" / p.name).stat().st_size for p in written)
+    assert sum(p.stat().st_size for p in written) < executed / 2
 
 
 @pytest.mark.slow
@@ -169,6 +254,9 @@ def test_command_line(tmp_path, capsys):
     folder = parser.parse_args(["pipeline", "--dataset", "folder", "--root", "x"])
     assert pipeline_cli.config_from_args(folder).binary_genres is None
     assert pipeline_cli.config_from_args(parser.parse_args(["pipeline"])).root == PipelineConfig.root
+    assert pipeline_cli.config_from_args(parser.parse_args(["pipeline"])) == PipelineConfig()
+    fe = pipeline_cli.config_from_args(parser.parse_args(["pipeline", "--n-mels", "96", "--hop-length", "256"]))
+    assert (fe.n_mels, fe.hop_length) == (96, 256) and fe.parameters(RunLayout(Path("r")))["n_mels"] == 96
     assert main(["pipeline", "--dataset", "fma"]) == 1
     assert "needs --root" in capsys.readouterr().err
     with pytest.raises(SystemExit) as done:
@@ -177,7 +265,7 @@ def test_command_line(tmp_path, capsys):
     taken = tmp_path / "taken"
     taken.mkdir()
     (taken / "x").write_text("")
-    assert args.run(parser.parse_args(["pipeline", "--out", str(taken)])) == 1
+    assert main(["pipeline", "--out", str(taken)]) == 1
     assert "not a pipeline run" in capsys.readouterr().err
 
 

@@ -76,12 +76,13 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
                     reason="Debian's chromium is not installed (CI installs it)")
-def test_the_page_in_a_real_browser(tmp_path, fma_mp3s, tiny_model):
+def test_the_page_in_a_real_browser(tmp_path, fma_mp3s):
     """Headless Chromium uploads a real FMA mp3 to the page served with the shipped model
-    (the tiny test model where no shipped model exists yet) and reads the result shown."""
+    and reads the result shown; a missing shipped model fails the test."""
     from playwright.sync_api import sync_playwright
 
-    predictor = load_predictor(DEFAULT_MODEL if DEFAULT_MODEL.exists() else tiny_model)
+    assert DEFAULT_MODEL.exists(), f"the shipped model {DEFAULT_MODEL} is missing"
+    predictor = load_predictor(DEFAULT_MODEL)
     with running(create_app(predictor, model_name="default")) as url, sync_playwright() as p:
         assert urllib.request.urlopen(f"{url}/api/health").status == 200
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[

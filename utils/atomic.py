@@ -8,11 +8,14 @@ the target with ``os.replace``, which is atomic on POSIX file systems.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 from utils.errors import FmaGenreError
 
@@ -64,3 +67,15 @@ def write_npy(path: str | os.PathLike, array) -> Path:
             np.save(f, array)
 
     return write_atomic(path, save)
+
+
+def write_json(path: str | os.PathLike, obj: object) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` atomically (NumPy scalars and arrays allowed)."""
+    text = json.dumps(obj, indent=2, default=_to_builtin) + "\n"
+    return write_atomic(path, lambda tmp: tmp.write_text(text))
+
+
+def _to_builtin(value: object) -> object:
+    if isinstance(value, np.ndarray | np.generic):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

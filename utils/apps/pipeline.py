@@ -41,12 +41,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from utils.atomic import write_atomic
+from utils.audio.frontend import FrontEnd
 from utils.apps.s3 import exists as _s3_exists
 from utils.apps.s3 import is_s3, upload
 from utils.errors import FmaGenreError
 from utils.models.registry import CNN_MODELS
 
 REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "data" / "sample"
 NOTEBOOKS_DIR = REPO / "notebooks"
 NOTEBOOKS = ("01_eda", "02_spectrograms", "03_binary_cnn", "04_multiclass_cnn", "05_evaluation")
 RECORD_FORMAT = 1
@@ -129,7 +131,9 @@ class PipelineConfig:
     """The parameters every notebook receives (paths are made absolute before the run).
 
     ``quick`` shrinks the run for a smoke test (one epoch, fewer windows and
-    shorter audio excerpts); its numbers mean nothing.
+    shorter audio excerpts); its numbers mean nothing. ``sample_rate`` ...
+    ``window_hop`` are the :class:`~utils.audio.frontend.FrontEnd`'s (02 builds
+    the cache with them; later notebooks read them from the cache and the model card).
     """
 
     dataset: str = "gtzan"
@@ -149,12 +153,24 @@ class PipelineConfig:
     features: str | None = None
     cache: str | None = None
     quick: bool = False
+    sample_rate: int = FrontEnd.sample_rate
+    n_fft: int = FrontEnd.n_fft
+    hop_length: int = FrontEnd.hop_length
+    n_mels: int = FrontEnd.n_mels
+    window_frames: int = FrontEnd.window_frames
+    window_hop: int = FrontEnd.window_hop
+
+    def smoke_test(self) -> str | None:
+        """Why this run's numbers mean nothing, or None: ``--quick``, or the bundled sample (2 clips per genre)."""
+        reasons = (["--quick (1 epoch, fewer windows)"] if self.quick else []) + \
+            (["the bundled sample (2 clips per genre)"] if Path(self.root).resolve().is_relative_to(SAMPLE) else [])
+        return ", ".join(reasons) or None
 
     def parameters(self, layout: RunLayout) -> dict:
         """The papermill parameters of the notebooks (each gets the ones it declares)."""
         metadata = _absolute(self.metadata)
         genres_csv = Path(metadata).with_name("genres.csv") if metadata else None
-        sample_meta = REPO / "data" / "sample" / "fma" / "metadata"
+        sample_meta = SAMPLE / "fma" / "metadata"
         return {
             "dataset": self.dataset, "data_root": _absolute(self.root), "metadata": metadata,
             "subset": self.subset, "genres": list(self.genres) if self.genres else None,
@@ -170,7 +186,17 @@ class PipelineConfig:
             "fma_genres": str(genres_csv) if genres_csv and genres_csv.exists() else str(sample_meta / "genres.csv"),
             "max_windows": 200 if self.quick else 2000, "listen_seconds": 2.0 if self.quick else 5.0,
             "eda_max_files": 50 if self.quick else 200,
+            "sample_rate": self.sample_rate, "n_fft": self.n_fft, "hop_length": self.hop_length,
+            "n_mels": self.n_mels, "window_frames": self.window_frames, "window_hop": self.window_hop,
         }
+
+
+def smoke_test(record: dict) -> str | None:
+    """Why the run of ``record`` (its ``run.json``) proves only that the pipeline runs, or None."""
+    if "smoke_test" in record:
+        return record["smoke_test"]
+    config = record.get("config", {})  # a run.json written before the field
+    return PipelineConfig(root=config.get("root", ""), quick=bool(config.get("quick"))).smoke_test()
 
 
 def _absolute(path: str | None) -> str | None:
@@ -281,6 +307,7 @@ def run_pipeline(config: PipelineConfig, out: str | os.PathLike, *, work: str | 
         record = {"format": RECORD_FORMAT, "name": root.name, "out": out, "created": _now(),
                   "parameters": parameters, "config": json.loads(json.dumps(dataclasses.asdict(config))),
                   "python": python, "papermill": papermill.__version__, "git_commit": _git_commit(),
+                  "smoke_test": config.smoke_test(),
                   "notebooks": {n: {"status": "pending"} for n in NOTEBOOKS}}
     record.update(status="running", started=_now(), ended=None)
     for sub in (layout.notebooks, layout.logs, layout.reports):
@@ -311,7 +338,9 @@ def run_pipeline(config: PipelineConfig, out: str | os.PathLike, *, work: str | 
             entry.update(status="failed", error=f"{type(err).__name__}: {err}")
         else:
             entry["status"] = "ok"
-        entry.update(ended=_now(), seconds=round(time.perf_counter() - start, 1))
+        # seconds on a shared machine mean little without its load (1, 5, 15 min averages over os.cpu_count())
+        entry.update(ended=_now(), seconds=round(time.perf_counter() - start, 1),
+                     load_average=[round(x, 2) for x in os.getloadavg()], cpus=os.cpu_count())
         _write_json(layout.record, record)
         if is_s3(out):
             upload(layout.root, out, _UPLOADED)

@@ -1,12 +1,14 @@
-"""Batches of cached windows for Keras: ``model.fit`` / ``evaluate`` / ``predict`` on any backend.
+"""Cached windows as a Keras dataset: ``model.fit`` / ``evaluate`` / ``predict`` on any backend.
 
-Kept apart from :mod:`utils.data.cache` so that writing a cache (a Dask worker's
-job) never imports Keras.
+:class:`WindowDataset` only reads: windows and their class indices, in a
+reshuffled order per epoch. Targets, class weights and augmentation
+(SpecAugment, mixup) are added in one place, :class:`utils.models.training.Batches`,
+which wraps it during training. Kept apart from :mod:`utils.data.cache` so
+that writing a cache (a Dask worker's job) never imports Keras.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
 
 import keras
 import numpy as np
@@ -17,30 +19,19 @@ from utils.data.cache import Cache, CacheError, Windows
 class WindowDataset(keras.utils.PyDataset):
     """Batches of cached windows for ``model.fit`` / ``evaluate`` / ``predict`` (any backend).
 
-    Yields ``(x, y)`` (or ``(x, y, sample_weight)``): ``x`` float32
-    ``(batch, window_frames, n_mels)``, ``y`` int32 indices into ``classes``.
-    With ``classes=None`` it yields ``x`` alone, for prediction. The order is
-    reshuffled every epoch when ``shuffle``. ``augment(x, y) -> (x, y)`` is
-    applied to each batch (SpecAugment, mixup, ...). ``sample_weight`` is one
-    weight per window, or a mapping label -> weight. Other keyword arguments
-    (``workers``, ``use_multiprocessing``, ``max_queue_size``) go to Keras.
+    Yields ``(x, y)``: ``x`` float32 ``(batch, window_frames, n_mels)``, ``y``
+    int32 indices into ``classes``. With ``classes=None`` it yields ``x``
+    alone, for prediction. The order is reshuffled every epoch when
+    ``shuffle``. Other keyword arguments (``workers``, ``use_multiprocessing``,
+    ``max_queue_size``) go to Keras.
     """
 
     def __init__(self, cache: Cache, windows: Windows, classes: list[str] | None,
-                 batch_size: int = 64, shuffle: bool = True, seed: int = 0,
-                 sample_weight: np.ndarray | Mapping[str, float] | None = None,
-                 augment: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
-                 **kwargs) -> None:
+                 batch_size: int = 64, shuffle: bool = True, seed: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.cache, self.windows, self.batch_size = cache, windows, batch_size
-        self.shuffle, self.augment = shuffle, augment
+        self.shuffle = shuffle
         self.y = None if classes is None else _class_indices(windows, classes)
-        if isinstance(sample_weight, Mapping):
-            sample_weight = windows.tracks.label.map(sample_weight).to_numpy(np.float32)[windows.track]
-        if sample_weight is not None and (len(sample_weight) != len(windows)
-                                          or np.isnan(sample_weight).any()):
-            raise ValueError("sample_weight needs one number per window (a mapping: one per label)")
-        self.sample_weight = sample_weight
         self._rng = np.random.default_rng(seed)
         self._order = self._rng.permutation(len(windows)) if shuffle else np.arange(len(windows))
 
@@ -52,10 +43,7 @@ class WindowDataset(keras.utils.PyDataset):
         x = self.cache.read(self.windows, idx)
         if self.y is None:
             return x
-        y = self.y[idx]
-        if self.augment:
-            x, y = self.augment(x, y)
-        return (x, y) if self.sample_weight is None else (x, y, self.sample_weight[idx])
+        return x, self.y[idx]
 
     def on_epoch_end(self) -> None:
         if self.shuffle:

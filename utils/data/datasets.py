@@ -1,4 +1,4 @@
-"""Datasets as track tables: GTZAN, any folder of music, splits, class balance and resampling.
+"""Datasets as track tables: GTZAN, any folder of music, class balance and resampling.
 
 Every loader in the project (here and in :mod:`utils.data.fma`) returns a *track
 table*: a pandas DataFrame with one row per track, a RangeIndex, and these
@@ -11,7 +11,7 @@ track_id  str, unique. FMA: the 6-digit id (``"000002"``); GTZAN: the file
 path      str, the audio file; NA where no audio folder was given
 label     str, or a tuple of str for multi-label; NA where unknown
 split     ``"training"``, ``"validation"`` or ``"test"``; NA where the
-          dataset has none (see :func:`make_splits`)
+          dataset has none (see :func:`utils.data.splits.make_splits`)
 artist    str; NA where unknown. Splits never put one artist in two splits.
 ========  ===================================================================
 
@@ -32,12 +32,11 @@ from matplotlib.figure import Figure
 
 from utils import audio
 from utils.atomic import write_atomic
+from utils.data.splits import SPLITS
 from utils.errors import FmaGenreError
 
 TRACK_COLUMNS = ("track_id", "path", "label", "split", "artist")
-SPLITS = ("training", "validation", "test")
 BALANCE_METHODS = ("none", "undersample", "oversample", "class_weight")
-_MAX_FOLDS = 100  # split fractions are realised as whole folds of 1/n, n <= 100
 
 
 class DatasetError(FmaGenreError):
@@ -102,81 +101,6 @@ def gtzan(root: str | os.PathLike) -> pd.DataFrame:
         if pd.isna(label) or rel.count("/") != 1 or not re.fullmatch(rf"{re.escape(label)}\.\d{{5}}", stem):
             raise DatasetError(path, "not in the GTZAN layout <genre>/<genre>.NNNNN.<ext>")
     return track_table(tracks.assign(track_id=stems), root)
-
-
-def make_splits(tracks: pd.DataFrame, fractions: Sequence[float] = (0.8, 0.1, 0.1),
-                seed: int = 0) -> pd.Series:
-    """Deterministic training / validation / test split of the labelled tracks.
-
-    Stratified by label (a multi-label tuple counts as one class) and, where
-    ``artist`` is known, grouped by artist so that no artist is in two
-    splits; a track without an artist is a group of its own. The fractions
-    are realised as whole folds: ``(0.8, 0.1, 0.1)`` is 10 folds of
-    sklearn's ``StratifiedGroupKFold`` (``StratifiedKFold`` when no artist
-    is known) shuffled with ``seed``, 8 / 1 / 1 of them per split: sizes
-    match the fractions to within a track per class (a group, if grouped).
-
-    Returns a str Series aligned with ``tracks``; NA for unlabelled tracks.
-    """
-    counts = _fold_counts(fractions)
-    labelled = tracks.label.notna().to_numpy()
-    folds = _test_folds(tracks[labelled], sum(counts), seed)
-    names = np.repeat(SPLITS, counts)
-    split = pd.Series(None, index=tracks.index, dtype="str", name="split")
-    split[labelled] = names[folds]
-    return split
-
-
-def repeated_folds(tracks: pd.DataFrame, n_splits: int = 5, n_repeats: int = 1,
-                   seed: int = 0) -> pd.DataFrame:
-    """Fold assignments for repeated stratified k-fold cross-validation.
-
-    Column ``r`` holds, for each track, the fold (0 .. ``n_splits``-1) in
-    which it is a test track in repeat ``r``; each repeat reshuffles with
-    seed ``seed + r``. Stratified by label and grouped by artist where known,
-    as :func:`make_splits`. Unlabelled tracks get NA.
-    """
-    labelled = tracks.label.notna().to_numpy()
-    out = pd.DataFrame(index=tracks.index, columns=pd.RangeIndex(n_repeats, name="repeat"), dtype="Int64")
-    for r in range(n_repeats):
-        out.loc[labelled, r] = _test_folds(tracks[labelled], n_splits, seed + r)
-    return out
-
-
-def _fold_counts(fractions: Sequence[float]) -> np.ndarray:
-    """Folds per split for ``fractions``: the fewest whole folds that realise them exactly."""
-    f = np.asarray(fractions, dtype=float)
-    if f.shape != (len(SPLITS),) or (f < 0).any() or not np.isclose(f.sum(), 1.0):
-        raise ValueError(f"fractions must be {len(SPLITS)} non-negative numbers "
-                         f"({', '.join(SPLITS)}) summing to 1, got {tuple(fractions)}")
-    for n in range(2, _MAX_FOLDS + 1):
-        if np.allclose(f * n, np.round(f * n), atol=1e-6):
-            return np.round(f * n).astype(int)
-    raise ValueError(f"fractions must be multiples of 1/n for some n <= {_MAX_FOLDS}, got {tuple(fractions)}")
-
-
-def _test_folds(tracks: pd.DataFrame, n_splits: int, seed: int) -> np.ndarray:
-    """Test-fold index of each (labelled) track for a shuffled stratified (group) k-fold."""
-    # sklearn is slow to import: only the splits need it
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
-
-    if len(tracks) < n_splits:
-        raise ValueError(f"{len(tracks)} labelled tracks cannot fill {n_splits} folds")
-    y = tracks.label.map(str).to_numpy()
-    smallest = pd.Series(y).value_counts()
-    if smallest.min() < n_splits:
-        raise ValueError(f"class {smallest.idxmin()!r} has {smallest.min()} tracks: a stratified split "
-                         f"into {n_splits} folds needs at least {n_splits} per class")
-    folds = np.empty(len(tracks), dtype=int)
-    if tracks.artist.notna().any():
-        groups = tracks.artist.where(tracks.artist.notna(), "track:" + tracks.track_id).to_numpy()
-        splitter = StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed)
-        parts = splitter.split(np.zeros(len(y)), y, groups)
-    else:
-        parts = StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
-    for k, (_, test) in enumerate(parts):
-        folds[test] = k
-    return folds
 
 
 def class_balance(tracks: pd.DataFrame) -> pd.DataFrame:

@@ -12,7 +12,7 @@ per-genre mean spectra into the "most distinct first" order that the
 genre-growth experiment (:mod:`utils.evaluation.growth`) follows.
 
 Figures are bare :class:`matplotlib.figure.Figure` objects (no pyplot state),
-saved with :func:`utils.evaluation.reports.save_figure`.
+saved with :func:`utils.evaluation.plots.save_figure`.
 """
 from __future__ import annotations
 
@@ -184,8 +184,15 @@ def plot_waveforms(clips: Mapping[str, tuple[np.ndarray, int]], seconds: float =
 # --- spectrograms ----------------------------------------------------------------------------
 
 def frontend_variants(base: FrontEnd, parameter: str, values: Sequence) -> dict[str, FrontEnd]:
-    """``base`` with ``parameter`` set to each of ``values``: ``{"n_fft = 512": FrontEnd, ...}``."""
-    return {f"{parameter} = {v}": dataclasses.replace(base, **{parameter: v}) for v in values}
+    """``base`` with ``parameter`` set to each of ``values``: ``{"n_fft = 512": FrontEnd, ...}``;
+    a value that does not fit ``base`` (an ``n_fft`` below its hop) is left out."""
+    variants = {}
+    for v in values:
+        try:
+            variants[f"{parameter} = {v}"] = dataclasses.replace(base, **{parameter: v})
+        except ValueError:  # FrontEnd refuses the combination
+            continue
+    return variants
 
 
 def log_variants(y: np.ndarray, fe: FrontEnd = FrontEnd()) -> dict[str, np.ndarray]:

@@ -17,13 +17,13 @@ import pandas as pd
 from sklearn.base import ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
-from sklearn.model_selection import RepeatedStratifiedKFold
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+from utils.data.splits import summarize
 
 
 def make_baselines(seed: int = 0, n_neighbors: int = 5) -> dict[str, Pipeline]:
@@ -42,21 +42,6 @@ def make_baselines(seed: int = 0, n_neighbors: int = 5) -> dict[str, Pipeline]:
         "mlp": make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(100,), max_iter=2000,
                                                              random_state=seed)),
     }
-
-
-def cv_folds(y: np.ndarray, n_splits: int = 5, n_repeats: int = 10, seed: int = 0) -> np.ndarray:
-    """Seeded repeated stratified k-fold assignment, shape ``(n_repeats, n_samples)``.
-
-    Entry ``[r, i]`` is the fold (0 .. n_splits - 1) in which sample ``i`` is
-    tested in repeat ``r``; each repeat reshuffles. Every class needs at
-    least ``n_splits`` samples.
-    """
-    y = np.asarray(y)
-    folds = np.empty((n_repeats, len(y)), dtype=int)
-    splitter = RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed)
-    for k, (_, test) in enumerate(splitter.split(np.zeros(len(y)), y)):
-        folds[k // n_splits, test] = k % n_splits
-    return folds
 
 
 def repeated_cv(models: Mapping[str, ClassifierMixin], X: np.ndarray, y: np.ndarray,
@@ -98,11 +83,7 @@ def repeated_cv(models: Mapping[str, ClassifierMixin], X: np.ndarray, y: np.ndar
 
 def summarize_cv(per_fold: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard deviation (over all folds of all repeats, ddof 1) per model."""
-    grouped = per_fold.groupby("model", sort=False)[["accuracy", "macro_f1"]]
-    summary = grouped.agg(["mean", "std"])
-    summary.columns = [f"{metric}_{stat}" for metric, stat in summary.columns]
-    summary["n_folds"] = per_fold.groupby("model", sort=False).size()
-    return summary
+    return summarize(per_fold, "model", ("accuracy", "macro_f1")).rename(columns={"runs": "n_folds"})
 
 
 def result_rows(summary: pd.DataFrame, dataset: str, split: str) -> list[dict]:

@@ -22,7 +22,9 @@ import pandas as pd
 from utils.data.cache import Cache, Windows
 from utils.models.calibration import apply_temperature, fit_temperature, log_probs
 from utils.data.datasets import balance
-from utils.evaluation.reports import classification_metrics, write_report
+from utils.data.splits import Split, cross_validate as run_splits, fold_splits
+from utils.evaluation.metrics import classification_metrics
+from utils.evaluation.reports import write_report
 from utils.models.card import ModelCard, save_model
 
 if TYPE_CHECKING:
@@ -32,42 +34,18 @@ BALANCING = ("none", "class_weight", "oversample", "undersample")
 
 
 @dataclass(frozen=True)
-class Split:
-    """Track ids of the training, validation and test sets."""
-
-    training: tuple[str, ...]
-    validation: tuple[str, ...]
-    test: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class Outcome:
     """One run's results: metrics per window and per track (calibrated), the
-    temperature, the saved model and how training went."""
+    temperature, the saved model and how training went; ``validation_metrics``:
+    the validation tracks' metrics before calibration, for choosing between runs
+    without looking at the test tracks."""
 
     window_metrics: dict
     track_metrics: dict
     temperature: float
     model_path: Path
     training: dict
-
-
-def official_split(cache: Cache) -> Split:
-    """The split recorded in the cache's index (e.g. FMA's official one)."""
-    ok = cache.tracks[cache.tracks.status == "ok"]
-    return Split(*(tuple(ok.track_id[ok.split == s]) for s in ("training", "validation", "test")))
-
-
-def fold_splits(track_ids: np.ndarray, folds: np.ndarray) -> list[Split]:
-    """One split per fold ``k`` of ``folds`` (a fold number per track): fold ``k``
-    tests, fold ``k + 1`` validates, the others train."""
-    track_ids, folds = np.asarray(track_ids), np.asarray(folds)
-    k = int(folds.max()) + 1
-    if k < 3:
-        raise ValueError(f"{k} folds leave nothing to train on: one tests, the next validates; need at least 3")
-    return [Split(tuple(track_ids[(folds != f) & (folds != (f + 1) % k)]),
-                  tuple(track_ids[folds == (f + 1) % k]), tuple(track_ids[folds == f]))
-            for f in range(k)]
+    validation_metrics: dict
 
 
 def subset(windows: Windows, idx: np.ndarray) -> Windows:
@@ -121,6 +99,7 @@ def run(cache: Cache, classes: list[str], split: Split, config: TrainConfig, run
                 np.array([index[labels[t]] for t in ids]), pt)
 
     _, _, yv, pv = judged(sets["validation"])
+    validation_metrics = classification_metrics(yv, pv, classes)
     temperature = fit_temperature(log_probs(pv), yv)
     yw, pw, yt, pt = judged(sets["test"])
     window_metrics = classification_metrics(yw, pw, classes)
@@ -136,7 +115,8 @@ def run(cache: Cache, classes: list[str], split: Split, config: TrainConfig, run
                      temperature=temperature)
     model_path = run_dir / "model.keras"
     save_model(result.model, model_path, card)
-    return Outcome(window_metrics, track_metrics, temperature, model_path, result.summary())
+    return Outcome(window_metrics, track_metrics, temperature, model_path, result.summary(),
+                   _headline(validation_metrics))
 
 
 def _calibrated(p: np.ndarray, temperature: float) -> np.ndarray:
@@ -144,7 +124,7 @@ def _calibrated(p: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def _headline(metrics: dict) -> dict:
-    """The scalar metrics of :func:`utils.evaluation.reports.classification_metrics`, for a card."""
+    """The scalar metrics of :func:`utils.evaluation.metrics.classification_metrics`, for a card."""
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) or v is None}
 
 
@@ -154,14 +134,19 @@ def cross_validate(cache: Cache, classes: list[str], folds: np.ndarray, track_id
     """Run :func:`run` on each fold of ``folds`` (fold per track, aligned with ``track_ids``).
 
     Returns one row per fold: track-level accuracy, balanced accuracy, macro-F1
-    and log loss, plus window-level accuracy. Each fold's run lives in
+    and log loss, window-level accuracy, the temperature, and the validation
+    tracks' accuracy and log loss (before calibration: what selection may use). Each fold's run lives in
     ``<run_root>/<name>-fold<k>`` and resumes if interrupted.
     """
-    rows = []
-    for k, split in enumerate(fold_splits(track_ids, folds)):
+    splits = fold_splits(track_ids, folds)
+
+    def evaluate(split: Split) -> dict:
+        k = splits.index(split)
         out = run(cache, classes, split, config, Path(run_root) / f"{name}-fold{k}", balancing=balancing)
         t = out.track_metrics
-        rows.append({"fold": k, "accuracy": t["accuracy"], "balanced_accuracy": t["balanced_accuracy"],
-                     "macro_f1": t["macro_f1"], "log_loss": t["log_loss"],
-                     "window_accuracy": out.window_metrics["accuracy"], "temperature": out.temperature})
-    return pd.DataFrame(rows)
+        return {"accuracy": t["accuracy"], "balanced_accuracy": t["balanced_accuracy"], "macro_f1": t["macro_f1"],
+                "log_loss": t["log_loss"], "window_accuracy": out.window_metrics["accuracy"],
+                "temperature": out.temperature, "val_accuracy": out.validation_metrics["accuracy"],
+                "val_log_loss": out.validation_metrics["log_loss"]}
+
+    return run_splits(splits, evaluate)

@@ -32,7 +32,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from utils import audio
-from utils.evaluation.reports import write_atomic
+from utils.atomic import write_atomic
 
 STATISTICS = ("mean", "std", "skew", "kurtosis", "median", "min", "max")
 COLUMN_NAMES = ("feature", "statistics", "number")  # FMA features.csv header rows

@@ -1,14 +1,9 @@
-"""From binary to multiclass: the splits, comparisons and genre-growth experiment of notebooks 03-05.
+"""From binary to multiclass: the comparisons and genre-growth experiment of notebooks 03-05.
 
-A :class:`SplitPlan` fixes, once per run (notebook 01), which tracks train,
-validate and test: FMA's official split where the data has one, else
-stratified folds over the labelled tracks (``k = min(folds, smallest class)``).
-Every experiment then restricts the same plan to its classes, so the binary
-task, the model comparison, the genre-growth steps and the hand-crafted
-baselines are judged on the same held-out tracks. With two tracks per class
-(the bundled sample) there is no third fold to validate on: the validation
-set is then the training set, which early stopping and calibration see, and
-the test tracks stay unseen; :attr:`SplitPlan.how` says so.
+Every experiment restricts the run's one split plan
+(:class:`utils.data.splits.SplitPlan`, written by notebook 01) to its classes,
+so the binary task, the model comparison, the genre-growth steps and the
+hand-crafted baselines are judged on the same held-out tracks.
 
 The genre-growth experiment trains one model per step of a growing genre set,
 2 -> 4 -> 8 -> all, in the "most distinct first" order of
@@ -17,113 +12,20 @@ the number of genres with chance (1 / n) for scale.
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from utils.data.datasets import repeated_folds
-from utils.evaluation.reports import classification_metrics, read_history, write_json
-from utils.evaluation.experiment import Outcome, Split, fold_splits, run
+from utils.evaluation.metrics import classification_metrics
+from utils.evaluation.plots import read_history
+from utils.data.splits import Split
+from utils.evaluation.experiment import Outcome, run
 
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "log_loss")
-
-
-@dataclass(frozen=True, eq=False)
-class SplitPlan:
-    """Which tracks train, validate and test: an official split, or folds.
-
-    ``folds`` (index ``track_id``, one column per repeat) holds the fold
-    each labelled track tests in; split ``k`` of a repeat tests fold ``k``,
-    validates fold ``k + 1`` (with two folds: the training fold) and trains
-    on the rest. ``how`` describes the plan in words for the reports.
-    """
-
-    how: str
-    official: Split | None = None
-    folds: pd.DataFrame | None = None
-
-    def splits(self) -> list[Split]:
-        """Every split of the plan: the official one, or each fold of each repeat."""
-        if self.official is not None:
-            return [self.official]
-        ids = self.folds.index.to_numpy()
-        out = []
-        for r in self.folds.columns:
-            f = self.folds[r].to_numpy(int)
-            if f.max() >= 2:
-                out += fold_splits(ids, f)
-            else:  # two folds: nothing is left to validate on
-                out += [Split(tuple(ids[f != k]), tuple(ids[f != k]), tuple(ids[f == k])) for k in (0, 1)]
-        return out
-
-    @property
-    def holdout(self) -> Split:
-        """The split every notebook reports on: the official one, or the first fold's."""
-        return self.splits()[0]
-
-    def to_dict(self) -> dict:
-        return {"how": self.how,
-                "official": None if self.official is None else {s: list(getattr(self.official, s))
-                                                                for s in ("training", "validation", "test")},
-                "folds": None if self.folds is None else
-                {str(r): self.folds[r].astype(int).to_dict() for r in self.folds.columns}}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SplitPlan":
-        official = None if d["official"] is None else Split(*(tuple(d["official"][s])
-                                                              for s in ("training", "validation", "test")))
-        folds = None if d["folds"] is None else pd.DataFrame(
-            {int(r): pd.Series(f) for r, f in d["folds"].items()}).rename_axis("track_id")
-        return cls(d["how"], official, folds)
-
-    def save(self, path: str | os.PathLike) -> Path:
-        return write_json(path, self.to_dict())
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> "SplitPlan":
-        """Read a plan saved by :meth:`save` (notebook 01 writes ``<reports>/split.json``)."""
-        try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{path}: no split plan; run notebook 01_eda first") from None
-
-
-def plan_splits(tracks: pd.DataFrame, folds: int = 5, repeats: int = 1, seed: int = 0) -> SplitPlan:
-    """The split plan of a track table's labelled tracks (see :class:`SplitPlan`).
-
-    Official split when every labelled track has one; else ``repeats`` x
-    ``k``-fold stratified (grouped by artist where known) with
-    ``k = min(folds, tracks in the smallest class)``. Raises ValueError when
-    a class has fewer than two tracks.
-    """
-    labelled = tracks[tracks.label.notna()].reset_index(drop=True)
-    if len(labelled) and labelled.split.notna().all():
-        return SplitPlan("the dataset's official split", official=Split(
-            *(tuple(labelled.track_id[labelled.split == s]) for s in ("training", "validation", "test"))))
-    counts = labelled.label.value_counts()
-    if len(counts) < 2 or counts.min() < 2:
-        raise ValueError(f"need two classes with at least 2 labelled tracks each to hold tracks out, "
-                         f"got {counts.to_dict()}")
-    k = int(min(folds, counts.min()))
-    table = repeated_folds(labelled, k, repeats, seed).set_axis(labelled.track_id).rename_axis("track_id")
-    validation = "the next fold" if k > 2 else "the training tracks themselves (only 2 tracks per class)"
-    how = (f"stratified {k}-fold by track (seed {seed}, {repeats} repeat(s)); reported split: test fold 0, "
-           f"validation {validation}")
-    return SplitPlan(how, folds=table.astype(int))
-
-
-def split_column(tracks: pd.DataFrame, split: Split) -> pd.Series:
-    """``training`` / ``validation`` / ``test`` per track of ``tracks`` (NA if in none);
-    a track that both trains and validates counts as training."""
-    names = {t: "validation" for t in split.validation} | {t: "training" for t in split.training}
-    names |= {t: "test" for t in split.test}
-    return tracks.track_id.map(names).astype("str").rename("split")
 
 
 # --- comparing runs --------------------------------------------------------------------------
@@ -134,14 +36,6 @@ def outcome_row(outcome: Outcome) -> dict:
     return {**{m: t[m] for m in METRICS}, "window_accuracy": outcome.window_metrics["accuracy"],
             "temperature": outcome.temperature, "best_val_loss": outcome.training["best_val_loss"],
             "epochs": outcome.training["epochs"], "n_test_tracks": t["n_samples"]}
-
-
-def summarize(rows: pd.DataFrame, by: str) -> pd.DataFrame:
-    """Mean and standard deviation (ddof 1; NaN for one run) of :data:`METRICS` per ``by``."""
-    table = rows.groupby(by, sort=False)[list(METRICS)].agg(["mean", "std"])
-    table.columns = [f"{m}_{s}" for m, s in table.columns]
-    table["runs"] = rows.groupby(by, sort=False).size()
-    return table
 
 
 def plot_comparison(rows: pd.DataFrame, by: str, title: str) -> Figure:
@@ -261,7 +155,7 @@ def prediction_table(track_ids: Sequence[str], y_true: np.ndarray, probs: np.nda
 
 def confused_pairs(metrics: Mapping, top: int = 3) -> list[tuple[str, str, int]]:
     """The ``top`` most frequent mistakes ``(true, predicted, tracks)`` of a
-    :func:`utils.evaluation.reports.classification_metrics` result, largest first."""
+    :func:`utils.evaluation.metrics.classification_metrics` result, largest first."""
     counts = np.array(metrics["confusion_matrix"])
     names = metrics["class_names"]
     off = [(names[i], names[j], int(counts[i, j])) for i in range(len(names)) for j in range(len(names))

@@ -7,9 +7,10 @@ from pathlib import Path
 import pandas as pd
 
 from utils.apps.cli.features import positive_int
-from utils.evaluation.baselines import cv_folds, make_baselines, repeated_cv, summarize_cv
+from utils.data.splits import cv_folds
+from utils.evaluation.baselines import make_baselines, repeated_cv, summarize_cv
 from utils.evaluation.features import load_features
-from utils.evaluation.reports import write_json
+from utils.atomic import write_json
 from utils.errors import FmaGenreError
 
 

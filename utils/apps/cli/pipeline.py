@@ -47,6 +47,11 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="finish an existing run: skip notebooks that ran")
     p.add_argument("--force", action="store_true",
                    help="run an existing run folder again from the start (its cache is kept)")
+    for flag, unit in (("sample-rate", "Hz"), ("n-fft", "samples"), ("hop-length", "samples"), ("n-mels", "bands"),
+                       ("window-frames", "frames per model window"), ("window-hop", "frames between windows")):
+        name = flag.replace("-", "_")
+        p.add_argument(f"--{flag}", type=int, default=getattr(PipelineConfig, name),
+                       help=f"front end: {unit} (default: {getattr(PipelineConfig, name)})")
     p.add_argument("--quick", action="store_true", help="smoke test: 1 epoch, fewer windows; numbers mean nothing")
     p.add_argument("--kernel", default="python3", help="Jupyter kernel (default: python3, this Python's)")
     p.set_defaults(run=run)
@@ -66,7 +71,9 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         epochs=args.epochs, batch_size=args.batch_size, patience=args.patience, keras_backend=args.backend,
         seed=args.seed, folds=args.folds, repeats=args.repeats,
         features=str(args.features) if args.features else None,
-        cache=str(args.cache) if args.cache else None, quick=args.quick)
+        cache=str(args.cache) if args.cache else None, quick=args.quick, sample_rate=args.sample_rate,
+        n_fft=args.n_fft, hop_length=args.hop_length, n_mels=args.n_mels, window_frames=args.window_frames,
+        window_hop=args.window_hop)
 
 
 def run(args: argparse.Namespace) -> int:

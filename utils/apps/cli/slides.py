@@ -21,7 +21,9 @@ def add(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from utils.apps.slides import build
 
-    folders = ([args.run_dir / "reports"] if args.run_dir else []) + [args.reports]
-    deck = build(args.source, folders, args.out, pdf=not args.no_pdf)
+    deck = build(args.source, [args.reports], args.out, pdf=not args.no_pdf, run=args.run_dir)
     print(f"{deck.slides} slides: {deck.html}" + (f", {deck.pdf}" if deck.pdf else ""))
+    if deck.smoke_test:
+        print(f"marked as a smoke test ({deck.smoke_test}): build the deck you present from a run whose "
+              "numbers mean something (README, Slides)")
     return 0

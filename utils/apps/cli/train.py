@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     backend.use(args.backend)
     from utils.evaluation import experiment
     from utils.data.cache import Cache
-    from utils.data.datasets import make_splits
+    from utils.data.splits import SPLITS, Split, make_splits, official_split
     from utils.models.training import Augment, TrainConfig
     import pandas as pd
 
@@ -51,13 +51,13 @@ def run(args: argparse.Namespace) -> int:
     classes = args.classes or sorted(ok.label.unique())
     ok = ok[ok.label.isin(classes)].reset_index(drop=True)
     if ok.split.notna().all():
-        split, how = experiment.official_split(cache), "the cache's split"
+        split, how = official_split(ok), "the cache's split"
     else:
         ok = ok.assign(artist=pd.NA)  # the cache keeps no artists: a plain stratified split
         ok = ok.assign(split=make_splits(ok, seed=args.seed))
-        split = experiment.Split(*(tuple(ok.track_id[ok.split == s]) for s in ("training", "validation", "test")))
+        split = Split(*(tuple(ok.track_id[ok.split == s]) for s in SPLITS))
         how = f"a stratified 80/10/10 split (seed {args.seed})"
-    augment = Augment(time_masks=2 * args.spec_augment, freq_masks=2 * args.spec_augment, mixup_alpha=args.mixup)
+    augment = Augment(time_masks=args.spec_augment, freq_masks=args.spec_augment, mixup_alpha=args.mixup)
     config = TrainConfig(args.model, args.epochs, args.batch_size, args.learning_rate, args.seed,
                          args.patience, augment=augment,
                          distribution="data_parallel" if args.data_parallel else "none")
