@@ -48,6 +48,7 @@ RENDERERS = {
     "cv_gtzan_summary": ("scripts/cv_experiment.py", "summary_markdown", "cv_gtzan"),
     "cv_gtzan_reduced": ("scripts/cv_experiment.py", "markdown", "cv_gtzan_reduced"),
     "cv_gtzan_reduced_summary": ("scripts/cv_experiment.py", "summary_markdown", "cv_gtzan_reduced"),
+    "hardening": ("scripts/hardening_probe.py", "markdown", "hardening"),
 }
 BLOCK = re.compile(r"^<!-- BEGIN (reports/[\w./-]+\.md) -->\n(.*?)^<!-- END \1 -->$", re.M | re.S)
 # A measured figure: a number (or mean ± spread) followed by a percent sign, a times sign or a unit
