@@ -5,7 +5,10 @@ external CDN: the page is self-contained) and a JSON API, ``POST
 /api/predict``, documented at ``/docs``. The model is loaded once, when the
 app is made; predictions run in worker threads, at most ``max_concurrent`` at
 a time, so the server keeps answering while it classifies. Uploads are
-limited in size and checked by content, not by name.
+limited in size (refused from their ``Content-Length`` before they are read,
+or when a chunked body reaches the limit) and checked by content, not by
+name. ``/openapi.json`` declares every status with its body: every error is
+``{"detail": "<one line>"}``, validation errors included.
 """
 from __future__ import annotations
 
