@@ -1,145 +1,365 @@
-"""Prediction speed and memory: ours against a naive librosa + Keras pipeline, measured in one run.
+"""Prediction speed and memory, each against a baseline measured in the same run.
 
-Prints, on the real sample with one model (default: the shipped one):
-1. seconds per 30 s clip end to end, ours (streamed decode -> spectrogram ->
-   windows -> model) vs naive (librosa.load + melspectrogram + power_to_db,
-   windows, ``model.predict``), and their ratio;
-2. tracks/s over the sample folder with 1 and 2 jobs;
-3. peak memory (RSS) while classifying a one-hour file, ours vs naive, each
-   in a fresh process with the model loaded and warmed up (5 min of the file) first;
-4. web API requests/s with 4 concurrent clients uploading a sample mp3.
+Writes ``reports/benchmarks_predict.json`` and the table ``reports/benchmarks_predict.md``.
+The baseline for time is a model-free script: start Python, import librosa,
+load the same file(s) and compute the log-Mel spectrogram (:data:`BASELINE`).
 
-    python benchmarks/predict.py [--model models/default.keras] [--rounds 3]
+1. runtimes: ms per window (batch of 10) of the shipped model on ONNX Runtime
+   (the default; also without its memory arena, and int8-quantised), Keras on
+   TensorFlow and Keras on JAX, each in its own process, with its start-up
+   (import + load) and the largest difference from Keras-TensorFlow;
+2. cold start: ``fma-genre predict`` on one 30 s mp3, whole process, vs the
+   script on that file (medians of interleaved rounds);
+3. per clip: seconds per 30 s mp3 in a warm process, vs librosa load + Mel;
+4. folder: ``fma-genre predict FOLDER`` tracks/s with 1 job and with every core,
+   whole process, vs the script over the same files;
+5. one hour: whole-process peak RSS classifying a one-hour mp3, vs the script on it;
+6. web: requests/s with 4 clients uploading a 30 s mp3 to ``fma-genre serve``,
+   ONNX runtime vs the Keras runtime (today's), and /api/health latency meanwhile.
+
+    python benchmarks/predict.py [--model models/default.keras] [--data DIR ...] [--rounds 3]
 """
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
+import datetime
+import json
 import os
+import platform
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "data" / "sample"
+sys.path.insert(0, str(ROOT))
 
-# Run in a fresh process: load the model and warm it up, reset the peak-RSS mark
-# (Linux: /proc/self/clear_refs), classify the file, print RSS before and peak during, in MiB.
-MEMORY = """
+from utils import audio  # noqa: E402
+from utils.atomic import write_text  # noqa: E402
+from utils.evaluation.provenance import finish, provenance  # noqa: E402
+from utils.models.card import load_card  # noqa: E402
+from utils.models.runtime import cpu_count  # noqa: E402
+
+REPORT = ROOT / "reports" / "benchmarks_predict"
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+BASELINE = """
 import sys
+import librosa
+sr, n_fft, hop, n_mels = map(int, sys.argv[1:5])
+for path in sys.argv[5:]:
+    y, _ = librosa.load(path, sr=sr)
+    S = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=sr, n_fft=n_fft, hop_length=hop, n_mels=n_mels))
+"""
+
+# One runtime in a fresh process: start-up (import + load), ms per window for 10-window batches, probabilities
+RUNTIME = """
+import json, sys, time
+t0 = time.perf_counter()
 import numpy as np
-from utils.models.predict import load_predictor
-
-def status(key):
-    line = next(l for l in open("/proc/self/status") if l.startswith(key))
-    return int(line.split()[1]) / 1024
-
-def run(duration=None):
-    if sys.argv[2] == "ours":
-        return p.predict_file(sys.argv[3], duration=duration)
-    import librosa
-    from utils.audio.frontend import windows
-    fe = p.frontend
-    y, _ = librosa.load(sys.argv[3], sr=fe.sample_rate, duration=duration)
-    S = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=fe.sample_rate, n_fft=fe.n_fft,
-        hop_length=fe.hop_length, n_mels=fe.n_mels), ref=1.0, amin=1e-10, top_db=None).T
-    return p.model.predict(windows(S.astype(np.float32), fe), verbose=0)
-
-p = load_predictor(sys.argv[1])
-run(duration=300.0)  # warm up with full batches, so both measure classifying, not compiling
-before = status("VmRSS:")
-open("/proc/self/clear_refs", "w").write("5")
-run()
-print(before, status("VmHWM:"))
+from utils.models import runtime
+model, kind, out = sys.argv[1], sys.argv[2], sys.argv[3]
+if kind in ("onnx", "keras"):
+    run, card = runtime.load(model, kind)
+else:  # an ONNX variant: no memory arena, or int8
+    import onnxruntime as ort
+    path = runtime.onnx_path(model)
+    if kind == "onnx_int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+        quantize_dynamic(str(path), out + ".int8.onnx", weight_type=QuantType.QInt8)
+        path = out + ".int8.onnx"
+    run = runtime.OnnxRunner(path)
+    if kind == "onnx_no_arena":
+        options = ort.SessionOptions()
+        options.enable_cpu_mem_arena = False
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        run.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+start = time.perf_counter() - t0
+x = np.load(out + ".windows.npy")
+run(x[:10])
+best = cpu = float("inf")
+for _ in range(int(sys.argv[4])):
+    t, c = time.perf_counter(), time.process_time()
+    for s in range(0, len(x), 10):
+        p = run(x[s:s + 10])
+    best = min(best, (time.perf_counter() - t) / len(x))
+    cpu = min(cpu, (time.process_time() - c) / len(x))
+np.save(out + f".{kind}.npy", np.concatenate([run(x[s:s + 10]) for s in range(0, len(x), 10)]))
+print(json.dumps({"startup_s": start, "ms_per_window": best * 1000, "cpu_ms_per_window": cpu * 1000}))
 """
 
 
-def naive_clip(path: Path, predictor) -> np.ndarray:
+def whole_process(cmd: list[str], env: dict | None = None) -> tuple[float, float, float]:
+    """(wall seconds, peak RSS in MiB, CPU seconds) of a command run to completion; raises on failure."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env or ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stderr = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(cmd[:4])}...: exit {proc.returncode}: {stderr[-2000:].decode()}")
+    return time.perf_counter() - t0, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+
+
+def baseline_cmd(fe, files) -> list[str]:
+    return [sys.executable, "-c", BASELINE, str(fe.sample_rate), str(fe.n_fft), str(fe.hop_length),
+            str(fe.n_mels), *map(str, files)]
+
+
+def predict_cmd(model: Path, files, *options: str) -> list[str]:
+    return [sys.executable, "-m", "utils.apps.cli", "predict", "--model", str(model), *options, *map(str, files)]
+
+
+def runtimes(model: Path, windows: np.ndarray, rounds: int, tmp: Path) -> dict:
+    np.save(tmp / "rt.windows.npy", windows)
+    out = {}
+    kinds = [("onnx", {}), ("onnx_no_arena", {}), ("onnx_int8", {}), ("keras", {"KERAS_BACKEND": "tensorflow"}),
+             ("keras", {"KERAS_BACKEND": "jax"})]
+    for kind, env in kinds:
+        name = kind if kind != "keras" else f"keras_{env['KERAS_BACKEND']}"
+        run = subprocess.run([sys.executable, "-c", RUNTIME, str(model), kind, str(tmp / "rt"), str(rounds)],
+                             cwd=ROOT, env={**ENV, **env}, capture_output=True, text=True)
+        if run.returncode:
+            out[name] = {"error": run.stderr.strip().splitlines()[-1][:300]}
+            continue
+        out[name] = json.loads(run.stdout.strip().splitlines()[-1])
+        os.replace(tmp / f"rt.{kind}.npy", tmp / f"rt.{name}.npy")
+    reference = np.load(tmp / "rt.keras_tensorflow.npy")
+    for name, row in out.items():
+        if "error" not in row:
+            p = np.load(tmp / f"rt.{name}.npy")
+            row["max_abs_difference_vs_keras_tensorflow"] = float(np.abs(p - reference).max())
+            row["same_top_genre"] = float((p.argmax(1) == reference.argmax(1)).mean())
+    return {"windows": len(windows), "batch": 10, "threads": cpu_count(), "results": out}
+
+
+def cold_start(model: Path, fe, mp3: Path, rounds: int) -> dict:
+    ours, base = [], []
+    for _ in range(rounds):  # interleaved, so both see the same machine
+        ours.append(whole_process(predict_cmd(model, [mp3])))
+        base.append(whole_process(baseline_cmd(fe, [mp3])))
+    o, b = statistics.median(r[0] for r in ours), statistics.median(r[0] for r in base)
+    oc, bc = statistics.median(r[2] for r in ours), statistics.median(r[2] for r in base)
+    return {"file": mp3.relative_to(ROOT).as_posix() if mp3.is_relative_to(ROOT) else mp3.name,
+            "ours_s": o, "baseline_s": b, "ratio": o / b, "ours_cpu_s": oc, "baseline_cpu_s": bc,
+            "cpu_ratio": oc / bc, "ours_peak_rss_mib": max(r[1] for r in ours),
+            "baseline_peak_rss_mib": max(r[1] for r in base), "rounds": rounds, "target_ratio": 1.5}
+
+
+def per_clip(model: Path, fe, mp3s: list[Path], rounds: int) -> dict:
     import librosa
 
-    from utils.audio.frontend import windows
+    from utils.models.predict import load_predictor
 
-    fe = predictor.frontend
-    y, _ = librosa.load(path, sr=fe.sample_rate)
-    S = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=fe.sample_rate, n_fft=fe.n_fft,
-                                                           hop_length=fe.hop_length, n_mels=fe.n_mels),
-                            ref=1.0, amin=1e-10, top_db=None).T
-    return predictor.model.predict(windows(S.astype(np.float32), fe), verbose=0).mean(axis=0)
+    predictor = load_predictor(model, jobs=1)
+
+    def naive(path):
+        y, _ = librosa.load(path, sr=fe.sample_rate)
+        librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=fe.sample_rate, n_fft=fe.n_fft,
+                                                           hop_length=fe.hop_length, n_mels=fe.n_mels))
+
+    def best(fn) -> float:
+        fn(mp3s[0])
+        times = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            for p in mp3s:
+                fn(p)
+            times.append((time.perf_counter() - t0) / len(mp3s))
+        return min(times)
+
+    o, b = best(predictor.predict_file), best(naive)
+    return {"clips": len(mp3s), "ours_s": o, "baseline_s": b, "ratio": o / b, "rounds": rounds,
+            "note": "warm process, every core for the model; baseline: librosa.load + melspectrogram, no model"}
 
 
-def best_seconds(fn, items, rounds: int) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        for item in items:
-            fn(item)
-        best = min(best, (time.perf_counter() - t0) / len(items))
-    return best
+def folder(model: Path, fe, files: list[Path]) -> dict:
+    cores = cpu_count()
+    one = whole_process(predict_cmd(model, files, "--jobs", "1", "--format", "csv"))[0]
+    every, _, every_cpu = whole_process(predict_cmd(model, files, "--jobs", str(cores), "--format", "csv"))
+    base, _, base_cpu = whole_process(baseline_cmd(fe, files))
+    return {"ours_cpu_s_per_track": every_cpu / len(files), "baseline_cpu_s_per_track": base_cpu / len(files),
+            "cpu_ratio": every_cpu / base_cpu, "tracks": len(files), "cores": cores, "ours_1_job_s": one,
+            "ours_all_cores_s": every, "baseline_s": base,
+            "ours_1_job_tracks_per_s": len(files) / one, "ours_all_cores_tracks_per_s": len(files) / every,
+            "baseline_tracks_per_s": len(files) / base, "ratio_all_cores": every / base,
+            "speedup_all_cores_vs_1_job": one / every, "target_ratio": 3.0}
 
 
-def peak_rss(model: Path, mode: str, audio: Path) -> tuple[float, float]:
-    """(RSS with the model loaded, peak RSS while classifying ``audio``) in MiB, in a fresh process."""
-    out = subprocess.run([sys.executable, "-c", MEMORY, str(model), mode, str(audio)], cwd=ROOT,
-                         capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    if out.returncode:
-        raise RuntimeError(out.stderr[-2000:])
-    before, peak = map(float, out.stdout.split()[-2:])
-    return before, peak
+def one_hour(model: Path, fe, clip: Path, tmp: Path) -> dict:
+    import av
+
+    hour = tmp / "one_hour.mp3"
+    y = audio.load(clip, 22050)
+    with av.open(str(hour), "w") as out:  # 60 min of real music, mp3 128 kbit/s
+        stream = out.add_stream("mp3", rate=22050, layout="mono")
+        stream.bit_rate = 128_000
+        for _ in range(120):
+            frame = av.AudioFrame.from_ndarray(y[None, :], format="flt", layout="mono")
+            frame.sample_rate = 22050
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    seconds = 120 * y.size / 22050
+    ours = whole_process(predict_cmd(model, [hour]))[1]
+    base = whole_process(baseline_cmd(fe, [hour]))[1]
+    return {"audio_minutes": seconds / 60, "mp3_mib": hour.stat().st_size / 2**20, "ours_peak_rss_mib": ours,
+            "baseline_peak_rss_mib": base, "ratio": ours / base, "target_mib": 800}
+
+
+def web(model: Path, mp3: Path, uploads: int, clients: int = 4) -> dict:
+    import httpx
+
+    body = mp3.read_bytes()
+    result = {"clients": clients, "uploads": uploads, "file": mp3.name}
+    for runtime in ("keras", "onnx"):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server = subprocess.Popen([sys.executable, "-m", "utils.apps.cli", "serve", "--model", str(model),
+                                   "--port", str(port), "--runtime", runtime], cwd=ROOT, env=ENV,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 300
+            while True:
+                try:
+                    httpx.get(f"{url}/api/health", timeout=5).raise_for_status()
+                    break
+                except httpx.HTTPError:
+                    if time.monotonic() > deadline or server.poll() is not None:
+                        raise RuntimeError(f"fma-genre serve --runtime {runtime} did not start")
+                    time.sleep(0.2)
+
+            def upload(_=None):
+                httpx.post(f"{url}/api/predict", files={"file": (mp3.name, body)}, timeout=600).raise_for_status()
+
+            upload()  # warm up
+            health: list[float] = []
+            done = threading.Event()
+
+            def poll():
+                while not done.is_set():
+                    t = time.perf_counter()
+                    httpx.get(f"{url}/api/health", timeout=60).raise_for_status()
+                    health.append(time.perf_counter() - t)
+                    time.sleep(0.2)
+
+            poller = threading.Thread(target=poll)
+            poller.start()
+            from concurrent.futures import ThreadPoolExecutor
+
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(clients) as pool:
+                list(pool.map(upload, range(uploads)))
+            took = time.perf_counter() - t0
+            done.set()
+            poller.join()
+            result[runtime] = {"requests_per_s": uploads / took, "health_checks": len(health),
+                               "health_median_s": statistics.median(health), "health_max_s": max(health)}
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+    result["ratio"] = result["onnx"]["requests_per_s"] / result["keras"]["requests_per_s"]
+    result["target_ratio"] = 3.0
+    return result
+
+
+def markdown(report: dict) -> str:
+    c, p, f, h, w = (report[k] for k in ("cold_start", "per_clip", "folder", "one_hour", "web"))
+    rows = [
+        ("Cold start, one 30 s mp3 (whole process)", f"{c['ours_s']:.2f} s", f"{c['baseline_s']:.2f} s",
+         f"{c['ratio']:.2f}x", f"≤ {c['target_ratio']}x"),
+        ("Cold start, CPU time (all threads)", f"{c['ours_cpu_s']:.2f} s", f"{c['baseline_cpu_s']:.2f} s",
+         f"{c['cpu_ratio']:.2f}x", ""),
+        ("Per 30 s clip, warm process", f"{p['ours_s'] * 1000:.0f} ms", f"{p['baseline_s'] * 1000:.0f} ms",
+         f"{p['ratio']:.2f}x", ""),
+        (f"Folder of {f['tracks']} clips, 1 job", f"{f['ours_1_job_tracks_per_s']:.2f} tracks/s",
+         f"{f['baseline_tracks_per_s']:.2f} tracks/s", f"{f['ours_1_job_s'] / f['baseline_s']:.2f}x", ""),
+        (f"Folder, {f['cores']} jobs (every core)", f"{f['ours_all_cores_tracks_per_s']:.2f} tracks/s",
+         f"{f['baseline_tracks_per_s']:.2f} tracks/s", f"{f['ratio_all_cores']:.2f}x", f"≤ {f['target_ratio']}x"),
+        ("Folder, CPU time per track (every core)", f"{f['ours_cpu_s_per_track']:.3f} s",
+         f"{f['baseline_cpu_s_per_track']:.3f} s", f"{f['cpu_ratio']:.2f}x", ""),
+        ("One-hour mp3, whole-process peak RSS", f"{h['ours_peak_rss_mib']:.0f} MiB",
+         f"{h['baseline_peak_rss_mib']:.0f} MiB", f"{h['ratio']:.2f}x", f"≤ {h['target_mib']} MiB"),
+        (f"Web API, {w['clients']} clients", f"{w['onnx']['requests_per_s']:.2f} req/s",
+         f"{w['keras']['requests_per_s']:.2f} req/s (Keras runtime)", f"{w['ratio']:.2f}x faster",
+         f"≥ {w['target_ratio']}x"),
+        ("Health check under that load (max)", f"{w['onnx']['health_max_s'] * 1000:.0f} ms",
+         f"{w['keras']['health_max_s'] * 1000:.0f} ms", "", ""),
+    ]
+    lines = ["| Measure | Ours | Baseline (same run) | Ratio | Target |", "|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    rt = report["runtimes"]["results"]
+    lines += ["", f"Runtimes ({report['runtimes']['windows']} windows of real music, batches of 10, "
+                  f"{report['runtimes']['threads']} threads, each in its own process):", "",
+              "| Runtime | Start-up (import + load) | ms per window | CPU ms per window | Max difference vs Keras-TF |",
+              "|---|---|---|---|---|"]
+    for name, r in rt.items():
+        if "error" in r:
+            lines.append(f"| {name} | failed: {r['error']} | | | |")
+        else:
+            lines.append(f"| {name} | {r['startup_s']:.2f} s | {r['ms_per_window']:.1f} | "
+                         f"{r['cpu_ms_per_window']:.1f} | {r['max_abs_difference_vs_keras_tensorflow']:.1e} |")
+    m = report["machine"]
+    lines += ["", f"Baseline: a model-free script (Python, librosa.load, log-Mel) on the same files. "
+                  f"{m['cpus']} cores shared with other work (load average {m['load_before'][0]:.1f} before, "
+                  f"{m['load_after'][0]:.1f} after); {report['date'][:10]}, commit {report['commit'][:8]}."]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    from utils.models.predict import DEFAULT_MODEL, load_predictor
-    from utils.apps.web import create_app, running
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    ap.add_argument("--model", type=Path, default=ROOT / "models" / "default.keras")
+    ap.add_argument("--data", type=Path, nargs="+", default=[ROOT / "data" / "sample"],
+                    help="folders of clips for the folder test (default: data/sample)")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--uploads", type=int, default=24)
     args = ap.parse_args()
-    predictor = load_predictor(args.model)
-    mp3s = sorted((SAMPLE / "fma" / "audio").rglob("*.mp3"))
-    everything = mp3s + sorted((SAMPLE / "gtzan").rglob("*.wav"))
-    predictor.predict_file(mp3s[0])
-    naive_clip(mp3s[0], predictor)
+    fe = load_card(args.model).frontend
+    sample = ROOT / "data" / "sample"
+    mp3s = sorted((sample / "fma" / "audio").rglob("*.mp3"))
+    wavs = sorted((sample / "gtzan").rglob("*.wav"))
+    files = audio.find_audio(args.data)
+    load_before = os.getloadavg()
+    started = time.time()
+    from utils.audio.frontend import LogMel, windows
 
-    ours = best_seconds(predictor.predict_file, mp3s, args.rounds)
-    naive = best_seconds(lambda p: naive_clip(p, predictor), mp3s, args.rounds)
-    print(f"model {args.model.name}: {predictor.frontend.window_frames}-frame windows, {len(predictor.labels)} genres")
-    print(f"30 s mp3 end to end: naive {naive:.3f} s, ours {ours:.3f} s per clip, ratio {naive / ours:.2f}")
-
-    for jobs in (1, 2):
-        t0 = time.perf_counter()
-        n = sum(1 for _ in predictor.predict_files(everything, jobs=jobs))
-        print(f"sample folder ({n} tracks), {jobs} job(s): {n / (time.perf_counter() - t0):.1f} tracks/s")
-
+    lm = LogMel(fe)
+    win = np.concatenate([windows(lm(audio.load(p, fe.sample_rate)), fe) for p in mp3s[:3] + wavs[:3]])
     with tempfile.TemporaryDirectory() as tmp:
-        clip, sr = sf.read(next((SAMPLE / "gtzan").rglob("*.wav")), dtype="int16")
-        hour = Path(tmp) / "one_hour.wav"
-        sf.write(hour, np.tile(clip, 120), sr, subtype="PCM_16")  # 60 min of real music, 159 MB
-        (b1, mine), (b2, theirs) = peak_rss(args.model, "ours", hour), peak_rss(args.model, "naive", hour)
-        print(f"one-hour file, peak RSS while classifying: naive {theirs:.0f} MiB (+{theirs - b2:.0f} over the "
-              f"loaded model), ours {mine:.0f} MiB (+{mine - b1:.0f}); ratio of the extra "
-              f"{(theirs - b2) / max(mine - b1, 1):.1f}")
-
-    body = mp3s[0].read_bytes()
-    with running(create_app(predictor)) as url:
-        import httpx
-
-        def upload(_):
-            r = httpx.post(f"{url}/api/predict", files={"file": (mp3s[0].name, body)}, timeout=300)
-            r.raise_for_status()
-
-        upload(0)
-        n = 24
-        t0 = time.perf_counter()
-        with concurrent.futures.ThreadPoolExecutor(4) as pool:
-            list(pool.map(upload, range(n)))
-        print(f"web API, 4 concurrent clients: {n / (time.perf_counter() - t0):.2f} requests/s "
-              f"({n} uploads of a 30 s mp3)")
+        report = {"runtimes": runtimes(args.model, win, args.rounds, Path(tmp))}
+        print(json.dumps(report["runtimes"]["results"]), flush=True)
+        report["cold_start"] = cold_start(args.model, fe, mp3s[0], args.rounds)
+        print(report["cold_start"], flush=True)
+        report["per_clip"] = per_clip(args.model, fe, mp3s, args.rounds)
+        print(report["per_clip"], flush=True)
+        report["folder"] = folder(args.model, fe, files)
+        print(report["folder"], flush=True)
+        report["one_hour"] = one_hour(args.model, fe, wavs[0], Path(tmp))
+        print(report["one_hour"], flush=True)
+    report["web"] = web(args.model, mp3s[0], args.uploads)
+    print(report["web"], flush=True)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    report.update(
+        provenance=finish(provenance()),
+        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), commit=commit,
+        command="python benchmarks/predict.py " + " ".join(sys.argv[1:]), seconds=time.time() - started,
+        model=args.model.name, data=[str(d) for d in args.data],
+        machine={"platform": platform.platform(), "python": platform.python_version(), "cpus": cpu_count(),
+                 "load_before": load_before, "load_after": os.getloadavg(),
+                 "shared": "other jobs ran on this machine meanwhile; ratios are against baselines measured "
+                           "in the same run, interleaved where rounds allow"})
+    write_text(REPORT.with_suffix(".json"), json.dumps(report, indent=2) + "\n")
+    write_text(REPORT.with_suffix(".md"), markdown(report))
+    print(markdown(report))
 
 
 if __name__ == "__main__":

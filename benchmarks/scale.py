@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import psutil
-from distributed import Client, LocalCluster
+from distributed import Client
 
 from utils import audio
 
@@ -82,8 +82,7 @@ def cluster_run(tracks: pd.DataFrame, fe: FrontEnd, n_workers: int, shard_size: 
                 examples: list[str]) -> tuple[float, float, float, float]:
     """Seconds to extract ``tracks`` on ``n_workers`` local workers; CPU seconds of the workers,
     of this process (client and scheduler), and of all other processes meanwhile."""
-    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as lc, Client(lc) as client, \
+    with distributed.local_cluster(n_workers, dashboard_address=":0") as lc, Client(lc) as client, \
             tempfile.TemporaryDirectory() as tmp:
         client.run(warm, examples, fe)
         cpu0, here0, all0 = client.run(time.process_time), time.process_time(), busy()

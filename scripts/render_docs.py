@@ -48,6 +48,10 @@ RENDERERS = {
     "cv_gtzan_summary": ("scripts/cv_experiment.py", "summary_markdown", "cv_gtzan"),
     "cv_gtzan_reduced": ("scripts/cv_experiment.py", "markdown", "cv_gtzan_reduced"),
     "cv_gtzan_reduced_summary": ("scripts/cv_experiment.py", "summary_markdown", "cv_gtzan_reduced"),
+    "transfer_results": ("scripts/transfer_report.py", "markdown", "transfer_results"),
+    "transfer_results_clean": ("scripts/transfer_report.py", "clean_markdown", "transfer_results"),
+    "robustness": ("scripts/robustness_experiment.py", "markdown", "robustness"),
+    "benchmarks_predict": ("benchmarks/predict.py", "markdown", "benchmarks_predict"),
     "hardening": ("scripts/hardening_probe.py", "markdown", "hardening"),
 }
 BLOCK = re.compile(r"^<!-- BEGIN (reports/[\w./-]+\.md) -->\n(.*?)^<!-- END \1 -->$", re.M | re.S)
@@ -74,16 +78,6 @@ NOT_MEASURED = (
 # Figures still typed by hand whose report has no README block yet (lines starting so): listed by
 # ``--check``, not failed. Delete an entry when its block lands.
 PENDING = {
-    "| (a) best CNN trained from scratch": "reports/transfer_results.json",
-    "| (b) logistic regression on 518": "reports/transfer_results.json",
-    "| (c) pretrained musicnn (MSD) + genre head": "reports/transfer_results.json",
-    "| (c) musicnn track mean+max": "reports/transfer_results.json",
-    "| (z) zero-shot": "reports/transfer_results.json",
-    "| logistic regression, hand-crafted |": "reports/transfer_results.json (robustness)",
-    "| musicnn + head, clean training": "reports/transfer_results.json (robustness)",
-    "| musicnn + head, degraded copies": "reports/transfer_results.json (robustness)",
-    "The issue's targets were": "reports/transfer_results.json (robustness)",
-    "we reach 89.5 % clean": "reports/transfer_results.json (robustness)",
 }
 
 

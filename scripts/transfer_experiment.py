@@ -159,7 +159,8 @@ def sklearn_method(data, y, n_classes: int, pipeline, key: str, train_on: list[s
 
 
 def head_method(data, y, n_classes: int, config, train_on: list[str]):
-    from utils.models.transfer import patch_features, track_probabilities, train_head
+    from utils.models.architectures import mean_per_track
+    from utils.models.transfer import patch_features, train_head
 
     def fit(train):
         x, clips = augmented({c: {"x": patch_features(data[c], config.layers), "track": data[c]["track"]}
@@ -169,18 +170,19 @@ def head_method(data, y, n_classes: int, config, train_on: list[str]):
         def predict(condition, idx):
             d = data[condition]
             p = head.predict(patch_features(d, config.layers), batch_size=1024, verbose=0)
-            return track_probabilities(p, d["track"], len(y))[idx]
+            return mean_per_track(p, d["track"], len(y))[idx]
         return predict
     return fit
 
 
 def zero_shot_method(data, classes: list[str]):
-    from utils.models.transfer import GTZAN_TAGS, track_probabilities, zero_shot
+    from utils.models.architectures import mean_per_track
+    from utils.models.transfer import GTZAN_TAGS, zero_shot
 
     def fit(train):
         def predict(condition, idx):  # musicnn's track-level tags: the mean over patches
             d = data[condition]
-            tags = track_probabilities(d["tags"], d["track"], len(d["features"]))
+            tags = mean_per_track(d["tags"], d["track"], len(d["features"]))
             return zero_shot(tags, classes, GTZAN_TAGS)[idx]
         return predict
     return fit
@@ -252,7 +254,7 @@ def measure_timing(path: str, final: dict, classes: list[str], data, y: np.ndarr
     from utils.evaluation.features import file_features
     from utils.audio.frontend import MUSICNN
     from utils.models.predict import Predictor
-    from utils.models.transfer import GTZAN_TAGS, track_features, zero_shot
+    from utils.models.transfer import GTZAN_TAGS, pooled_embedding, zero_shot
 
     predictor = Predictor(final["model"], classes, MUSICNN)
     tagger, pooled = MusicnnEmbedder(("tags",)), MusicnnEmbedder(("penultimate", "max_pool"))
@@ -263,7 +265,7 @@ def measure_timing(path: str, final: dict, classes: list[str], data, y: np.ndarr
         "(c) musicnn + head per patch (composed model, utils.models.predict.Predictor)":
             lambda: predictor.predict_file(path),
         "(c) musicnn track mean+max + logreg":
-            lambda: lr.predict_proba(track_features(pooled.file(path), layers)[None]),
+            lambda: lr.predict_proba(pooled_embedding(pooled.file(path), layers)[None]),
         "(z) zero-shot MSD tags":
             lambda: zero_shot(tagger.file(path)["tags"].mean(axis=0)[None], classes, GTZAN_TAGS),
         "(b) best hand-crafted baseline": lambda: base.predict(file_features(path).to_numpy()[None]),
@@ -405,7 +407,7 @@ def main(argv=None) -> int:
     from utils.evaluation.metrics import classification_metrics
     from utils.evaluation.plots import save_figure
     from utils.evaluation.reports import write_report
-    from utils.models.transfer import track_features
+    from utils.models.transfer import pooled_embedding
 
     args = parse_args(argv)
     if args.render_only:
@@ -423,7 +425,7 @@ def main(argv=None) -> int:
     data = embed_all(tracks, args.cache, max(k for _, k in CANDIDATES.values()))
     layers = ("penultimate", "max_pool")
     for d in data.values():
-        d["track_x"] = np.stack([track_features({n: d[n][d["track"] == i] for n in layers}, layers)
+        d["track_x"] = np.stack([pooled_embedding({n: d[n][d["track"] == i] for n in layers}, layers)
                                  for i in range(len(y))])
     test_on = ["clean", *DEGRADATIONS]
     chosen = select_head(data, y, cv_folds(y, n_splits, 1, args.seed + 1), test_on, args.reports) \

@@ -54,14 +54,13 @@ def from_scratch_row(path: Path) -> dict | None:
             "log_loss": (best["log_loss_mean"], best["log_loss_std"])}
 
 
-def markdown(results: dict) -> str:
-    """``transfer_results.md`` from the results JSON: clean comparison, robustness table, timing."""
+def clean_markdown(results: dict) -> str:
+    """The clean comparison of the results JSON: rows (a) to (z) with accuracy and macro-F1, as Markdown."""
     import pandas as pd
 
     from utils.evaluation.reports import results_table, to_markdown
 
     summary = pd.DataFrame(results["summary"])
-    methods, test_on = list(dict.fromkeys(summary.method)), ["clean", *results["degradations"]]
     folds = np.asarray(results["folds"])
     split_short = f"{folds.max() + 1}-fold x {len(folds)}, seed {results['head_config']['seed']}"
     dataset = f"GTZAN ({results['n_clips']} clips, {len(results['classes'])} genres)"
@@ -71,15 +70,26 @@ def markdown(results: dict) -> str:
     rows += [{"model": r.method, "dataset": dataset, "split": split_short,
               "accuracy": (r.accuracy_mean, r.accuracy_std), "macro_f1": (r.macro_f1_mean, r.macro_f1_std)}
              for r in clean.itertuples()]
+    scratch = ("" if scratch_row else
+               "(a) the from-scratch CNN is missing: run scripts/cv_experiment.py first (reports/cv_gtzan.json).\n\n")
+    return f"{scratch}{to_markdown(results_table(rows, published=()))}"
+
+
+def markdown(results: dict) -> str:
+    """``transfer_results.md`` from the results JSON: clean comparison, robustness table, timing."""
+    import pandas as pd
+
+    from utils.evaluation.reports import to_markdown
+
+    summary = pd.DataFrame(results["summary"])
+    methods, test_on = list(dict.fromkeys(summary.method)), ["clean", *results["degradations"]]
     mean, std = (summary.pivot(index="method", columns="condition", values=f"accuracy_{s}").loc[methods, test_on]
                  for s in ("mean", "std"))
     robust = pd.DataFrame({c: [f"{m * 100:.1f} ± {s * 100:.1f}" for m, s in zip(mean[c], std[c])] for c in test_on},
                           index=mean.index).reset_index()
-    scratch = ("" if scratch_row else
-               "(a) the from-scratch CNN is missing: run scripts/cv_experiment.py first (reports/cv_gtzan.json).\n\n")
     return (f"# Transfer learning (issue 10), measured\n\n"
             f"{results['note'] + '. ' if results['note'] else ''}{results['split']}.\n\n"
-            f"## Clean accuracy and macro-F1\n\n{scratch}{to_markdown(results_table(rows, published=()))}\n"
+            f"## Clean accuracy and macro-F1\n\n{clean_markdown(results)}\n"
             f"## Accuracy (%) per degradation, mean ± std over folds\n\n{to_markdown(robust)}\n"
             "## Time to classify one 30 s clip on CPU (s)\n\n"
             + "".join(f"- {k}: {v:.3f}\n" for k, v in results["timing_s_per_30s_clip"].items()))

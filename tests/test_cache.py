@@ -294,3 +294,21 @@ def test_cli_extract_fma_with_its_metadata(tmp_path, capsys):
     tracks = cache.Cache(tmp_path / "c").tracks.set_index("track_id")
     assert len(tracks) == 10 and tracks.label["000002"] == "Hip-Hop" and tracks.label["001039"] == "Rock"
     assert tracks.label.isna().sum() == 8
+
+
+def test_a_levelled_front_end_reads_levelled_windows(tmp_path):
+    """Cache.read applies FrontEnd.level as frontend.windows does (the cache stores spectrograms)."""
+    import dataclasses
+
+    fe = dataclasses.replace(MUSICNN, level="window")
+    tracks = gtzan(1)
+    cache.extract(tracks, tmp_path / "c", fe, progress=False)
+    c = cache.Cache(tmp_path / "c", fe)
+    w = c.windows()
+    for t in tracks.itertuples():
+        raw = windows(LogMel(MUSICNN)(audio.load(t.path, fe.sample_rate)), MUSICNN).astype(np.float16)
+        got = c.read(w, np.flatnonzero(w.track_id == t.track_id))
+        levelled = np.stack([windows(x, fe)[0] for x in raw.astype(np.float32)])  # each stored window, levelled
+        np.testing.assert_allclose(got, levelled, atol=1e-4)
+        power = np.expm1(got.astype(np.float64) * np.log(10.0)) / 1e4
+        np.testing.assert_allclose(10 * np.log10(power.mean(axis=(1, 2))), fe.level_db, atol=1e-2)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -216,3 +218,20 @@ def test_cli_extract_on_a_scheduler_reports_a_failed_shard_then_resumes(cluster,
     printed = capsys.readouterr().out
     assert "20 tracks: 8 extracted" in printed and "12 skipped as done before (2 shards)" in printed
     assert (cache.Cache(out).tracks.status == "ok").sum() == 20
+
+
+def test_local_workers_keep_glibc_malloc_thresholds(tmp_path):
+    # Dask's nanny sets MALLOC_TRIM_THRESHOLD_, which cost a worker ~50 % more CPU per track;
+    # in a fresh process, since a nanny also leaks the variable into the process that starts it
+    code = ("import os\nfrom distributed import Client\nfrom utils.data.distributed import local_cluster\n"
+            "if __name__ == '__main__':\n"
+            "    with local_cluster(1, dashboard_address=':0') as lc, Client(lc) as client:\n"
+            "        print(sorted(set(map(str, client.run(os.environ.get, 'MALLOC_TRIM_THRESHOLD_').values()))))\n")
+    script = tmp_path / "workers_env.py"
+    script.write_text(code)
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}  # leaked by this session's
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,  # clusters
+                         cwd=root, env={**env, "PYTHONPATH": str(root)})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.strip().splitlines()[-1] == "['None']"

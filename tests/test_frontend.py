@@ -7,8 +7,8 @@ import pytest
 import soundfile as sf
 
 from utils import audio
-from utils.audio.frontend import (MUSICNN, FrontEnd, LogMel, fix_frames, logmel_files, stream_windows,
-                            window_starts, windows)
+from utils.audio.frontend import (MUSICNN, FrontEnd, LogMel, fix_frames, logmel_files, mel_filterbank,
+                            stream_windows, window_starts, windows)
 
 
 def librosa_logmel(y: np.ndarray, fe: FrontEnd) -> np.ndarray:
@@ -142,3 +142,12 @@ def test_streamed_windows_refuse_a_too_short_track():
     fe = FrontEnd()
     with pytest.raises(audio.TooShortError, match="x.mp3: too short"):
         list(stream_windows([np.zeros((10, fe.n_mels), np.float32)], fe, source="x.mp3"))
+
+
+@pytest.mark.parametrize("fe", [FrontEnd(), MUSICNN, FrontEnd(fmin=30.0, fmax=8000.0, n_mels=64),
+                                FrontEnd(sample_rate=44100, n_fft=4096, n_mels=40, fmin=1500.0)])
+def test_mel_filterbank_is_librosas_to_the_bit(fe):
+    ours = mel_filterbank(fe)
+    theirs = librosa.filters.mel(sr=fe.sample_rate, n_fft=fe.n_fft, n_mels=fe.n_mels, fmin=fe.fmin, fmax=fe.fmax)
+    assert ours.dtype == np.float32 and ours.flags.c_contiguous
+    np.testing.assert_array_equal(ours, theirs.T)

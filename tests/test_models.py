@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from utils.models.registry import CNN_MODELS
+from utils.models.registry import CNN_MODELS, n_outputs
 from utils.models import architectures as models
 from utils.audio.frontend import MUSICNN, FrontEnd, LogMel, logmel_file, windows
 from utils.models.card import ModelCard, ModelCardError, card_path, load_model, save_model
@@ -41,7 +41,7 @@ def test_builders_output_probabilities(name, n_classes, x):
     assert model.input_shape == (None, 128, 128)
     assert model.count_params() < 200_000  # seconds-to-minutes training on a CPU
     out = model.layers[-1]
-    assert out.units == models.n_outputs(n_classes)
+    assert out.units == n_outputs(n_classes)
     assert out.activation is (keras.activations.sigmoid if n_classes == 2 else keras.activations.softmax)
     p = models.predict_proba(model, x)
     assert p.shape == (len(x), n_classes)

@@ -8,7 +8,6 @@ import soundfile as sf
 from utils import audio
 from utils.audio.frontend import LogMel, windows
 from utils.models.card import ModelCardError
-from utils.models.architectures import predict_proba
 from utils.models.predict import load_predictor
 
 
@@ -32,7 +31,7 @@ def test_streaming_prediction_equals_the_model_on_whole_track_windows(predictor,
     fe = predictor.frontend
     result = predictor.predict_file(gtzan_wavs[3])
     whole = windows(LogMel(fe)(audio.load(gtzan_wavs[3], fe.sample_rate)), fe)
-    np.testing.assert_allclose(result.window_probabilities, predict_proba(predictor.model, whole), atol=1e-5)
+    np.testing.assert_allclose(result.window_probabilities, predictor.model(whole), atol=1e-5)
     np.testing.assert_allclose(result.probabilities, result.window_probabilities.mean(axis=0), atol=1e-6)
 
 

@@ -11,9 +11,10 @@ import pytest
 
 from utils import audio
 from utils.audio.frontend import MUSICNN, LogMel, windows
+from utils.models.architectures import mean_per_track
 from utils.models.musicnn import MSD_TAGS, embed_patches, embedding_model, load_musicnn
 from utils.models.transfer import (FMA_TAGS, FMA_UNMAPPED, GTZAN_TAGS, GTZAN_UNMAPPED, FineTuneConfig, HeadConfig,
-                            fine_tune, genre_model, patch_features, track_features, track_probabilities,
+                            fine_tune, genre_model, patch_features, pooled_embedding,
                             train_head, unfreeze, zero_shot)
 
 GENRES = ("classical", "metal")
@@ -55,7 +56,7 @@ def head(clips):
 def test_head_trained_on_one_clip_per_genre_classifies_the_others(clips, head):
     held_out = [c for i, c in enumerate(clips) if i % 2 == 1]
     x, _, track = stack(held_out)
-    probs = track_probabilities(np.asarray(head.predict_on_batch(x)), track, len(held_out))
+    probs = mean_per_track(np.asarray(head.predict_on_batch(x)), track, len(held_out))
     assert probs.shape == (2, 2)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     assert list(probs.argmax(axis=1)) == [g for g, _, _ in held_out]
@@ -95,9 +96,9 @@ def test_unfreeze_keeps_batch_norm_frozen(base):
     assert not trainable["input_bn"] and not trainable["penultimate"]
 
 
-def test_track_features_are_mean_then_max(clips):
+def test_pooled_embedding_is_mean_then_max(clips):
     _, _, emb = clips[0]
-    v = track_features(emb, ("penultimate",))
+    v = pooled_embedding(emb, ("penultimate",))
     np.testing.assert_allclose(v, np.concatenate([emb["penultimate"].mean(0), emb["penultimate"].max(0)]),
                                rtol=1e-6)
 
@@ -136,5 +137,5 @@ def test_bad_inputs_raise():
         train_head(np.zeros((3, 5)), np.zeros(3, int), 2, CONFIG)
     with pytest.raises(ValueError, match="tag probabilities"):
         zero_shot(np.zeros((2, 10)), ["blues"], GTZAN_TAGS)
-    with pytest.raises(ValueError, match="tracks without patches"):
-        track_probabilities(np.ones((2, 2)) / 2, np.array([0, 0]), 2)
+    with pytest.raises(ValueError, match="tracks without windows"):
+        mean_per_track(np.ones((2, 2)) / 2, np.array([0, 0]), 2)

@@ -2,7 +2,7 @@
 
 One function, :func:`load`, serves training, evaluation, the CLI and the web
 app; :func:`stream` serves long files in bounded memory. Decoding goes
-straight to mono (the decoder mixes the channels) at the file's own rate and
+straight to mono (:func:`downmix_weights`: ITU-R BS.775 beyond stereo) at the file's own rate and
 is then resampled with soxr's high-quality filter, the same resampler
 ``librosa.load`` uses by default (``res_type="soxr_hq"``).
 
@@ -216,12 +216,35 @@ def _decode(path, fmt: str, offset: float, duration: float | None,
     return _open_av(path, fmt, offset, duration, block_frames)
 
 
+# Channel order of WAV / FLAC files by channel count (WAVEFORMATEXTENSIBLE's default masks).
+_DEFAULT_LAYOUTS = {1: ("FC",), 2: ("FL", "FR"), 3: ("FL", "FR", "FC"), 4: ("FL", "FR", "BL", "BR"),
+                    5: ("FL", "FR", "FC", "BL", "BR"), 6: ("FL", "FR", "FC", "LFE", "BL", "BR"),
+                    7: ("FL", "FR", "FC", "LFE", "BC", "SL", "SR"), 8: ("FL", "FR", "FC", "LFE", "BL", "BR", "SL", "SR")}
+# ITU-R BS.775 downmix to stereo (Lo = L + 0.707 C + 0.707 Ls, LFE left out), then mono = (Lo + Ro) / 2.
+_ITU_MONO = {"FL": 0.5, "FR": 0.5, "FC": 0.7071, "LFE": 0.0, "BL": 0.3536, "BR": 0.3536, "SL": 0.3536,
+             "SR": 0.3536, "BC": 0.5, "FLC": 0.5, "FRC": 0.5}
+
+
+def downmix_weights(channels) -> np.ndarray:
+    """Mono mixing weights (float32) for channels named as FFmpeg names them (``FL``, ``FC``, ``LFE``, ...).
+
+    Mono is itself; stereo is (L + R) / 2; more channels follow ITU-R BS.775, so
+    a 5.1 file whose signal is only in the centre comes out 3 dB below it, where a
+    plain average of its six channels would lose 15.6 dB (the front end's level
+    normalisation takes the rest). Channels with other names share a plain average.
+    """
+    n = len(channels)
+    if n <= 2:
+        return np.full(max(n, 1), 1.0 / max(n, 1), np.float32)
+    return np.array([_ITU_MONO.get(c, 1.0 / n) for c in channels], np.float32)
+
+
 def _open_miniaudio(path):
     from _miniaudio import ffi, lib  # the compiled core of the `miniaudio` package
 
     decoder = ffi.new("ma_decoder *")
-    # f32, 1 channel (the decoder averages the channels), rate 0 = the file's own rate
-    config = lib.ma_decoder_config_init(lib.ma_format_f32, 1, 0)
+    # f32, the file's own channels (0) and rate (0): we downmix (see downmix_weights)
+    config = lib.ma_decoder_config_init(lib.ma_format_f32, 0, 0)
     if lib.ma_decoder_init_file(os.fsencode(path), ffi.addressof(config), decoder) != lib.MA_SUCCESS:
         return None
     return decoder, int(decoder.outputSampleRate)
@@ -232,6 +255,8 @@ def _blocks_miniaudio(path, decoder, sr: int, offset: float, duration: float | N
     from _miniaudio import ffi, lib
 
     try:
+        channels = int(decoder.outputChannels)
+        weights = downmix_weights(_DEFAULT_LAYOUTS.get(channels, ("",) * channels))
         start = round(offset * sr)
         if start and lib.ma_decoder_seek_to_pcm_frame(decoder, start) != lib.MA_SUCCESS:
             return  # offset past the end: nothing to decode
@@ -239,11 +264,11 @@ def _blocks_miniaudio(path, decoder, sr: int, offset: float, duration: float | N
         n_read = ffi.new("ma_uint64 *")
         while remaining is None or remaining > 0:
             want = block_frames if remaining is None else min(block_frames, remaining)
-            block = np.empty(want, np.float32)
+            block = np.empty((want, channels), np.float32)  # interleaved frames
             lib.ma_decoder_read_pcm_frames(decoder, ffi.from_buffer(block), want, n_read)
             n = int(n_read[0])
             if n:
-                yield block[:n]
+                yield block[:n, 0] if channels == 1 else block[:n] @ weights
             if remaining is not None:
                 remaining -= n
             if n < want:
@@ -283,12 +308,15 @@ def _blocks_av(path, container, stream_, sr: int, offset: float, duration: float
     remaining = None if duration is None else round(duration * sr)
     pending: list[np.ndarray] = []
     size = 0
-    to_float = av.AudioResampler(format="fltp", rate=sr)  # keep channels: we mix as miniaudio does
+    to_float = av.AudioResampler(format="fltp", rate=sr)  # keep channels: we downmix (downmix_weights)
+    weights = None
     try:
         with container:
             for frame in container.decode(stream_):
                 for out in to_float.resample(frame):
-                    y = out.to_ndarray().mean(axis=0, dtype=np.float32)
+                    if weights is None:
+                        weights = downmix_weights([c.name for c in out.layout.channels])
+                    y = weights @ out.to_ndarray()
                     if skip:
                         y, skip = y[skip:], max(0, skip - y.size)
                     if remaining is not None:

@@ -49,7 +49,8 @@ from tqdm import tqdm
 
 from utils import audio
 from utils.atomic import write_atomic, write_npy, write_text
-from utils.audio.frontend import FrontEnd, LogMel, fix_frames, logmel_files, window_starts, windows
+from utils.audio.frontend import (FrontEnd, LogMel, fix_frames, logmel_files, normalize_level, window_starts,
+                                 windows)
 from utils.errors import FmaGenreError
 
 CACHE_FORMAT = 1
@@ -364,6 +365,8 @@ class Cache:
         out = np.empty((len(idx), w, self.fe.n_mels), np.float32) if out is None else out
         for i, (shard, start) in enumerate(zip(windows.shard[idx].tolist(), windows.start[idx].tolist())):
             _half_to_float(self._map(shard)[start:start + w], _HALF_TO_FLOAT, out[i])
+        if self.fe.level != "none":  # as frontend.windows does: the cache holds spectrograms, not windows
+            out[...] = normalize_level(out, self.fe)
         return out
 
     def _map(self, shard: int) -> np.ndarray:

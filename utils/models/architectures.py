@@ -150,11 +150,6 @@ def build_model(name: str, input_shape: tuple[int, int], n_classes: int,
     return BUILDERS[check_model(name, CNN_MODELS)](input_shape, n_classes, mean, std, **kwargs)
 
 
-def n_outputs(n_classes: int) -> int:
-    """Output units of a model for ``n_classes`` classes: 1 (sigmoid) for two, else one each."""
-    return 1 if n_classes == 2 else n_classes
-
-
 def predict_proba(model: keras.Model, x, batch_size: int = 64) -> np.ndarray:
     """Class probabilities ``(n, n_classes)`` whose rows sum to 1, for windows ``x``
     (array or ``keras.utils.PyDataset``). A sigmoid output p becomes ``[1 - p, p]``."""
@@ -177,6 +172,15 @@ def track_probabilities(window_probs: np.ndarray, track_ids: Sequence) -> tuple[
     if window_probs.ndim != 2 or len(inverse) != len(window_probs):
         raise ValueError(f"need probabilities (n_windows, n_classes) and n_windows track ids, "
                          f"got {window_probs.shape} and {len(inverse)}")
-    sums = np.zeros((len(ids), window_probs.shape[1]))
-    np.add.at(sums, inverse, window_probs)
-    return ids, sums / np.bincount(inverse)[:, None]
+    return ids, mean_per_track(window_probs, inverse, len(ids))
+
+
+def mean_per_track(window_probs: np.ndarray, track: np.ndarray, n_tracks: int) -> np.ndarray:
+    """Mean of the window probabilities ``(n_windows, C)`` of each track; ``track`` gives each
+    window's track index (0 .. n_tracks - 1). As :mod:`utils.models.predict` aggregates windows."""
+    sums = np.zeros((n_tracks, window_probs.shape[1]))
+    np.add.at(sums, track, window_probs)
+    counts = np.bincount(track, minlength=n_tracks)
+    if (counts == 0).any():
+        raise ValueError(f"tracks without windows: {np.flatnonzero(counts == 0)[:5].tolist()}")
+    return sums / counts[:, None]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -35,6 +36,34 @@ def use(name: str) -> str:
         return active
     os.environ["KERAS_BACKEND"] = name
     return name
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Keep TensorFlow's C++ start-up logging (absl, CUDA probing, oneDNN notes) off the terminal.
+
+    Import Keras or load a model inside this context: it sets
+    ``TF_CPP_MIN_LOG_LEVEL=3`` unless the user chose a level, and points file
+    descriptor 2 at a temporary file meanwhile, since some lines are written
+    before that variable is read. If the body raises, what was written there
+    is shown (its last 4,000 characters) before the error propagates.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace")[-4000:])
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def name() -> str:

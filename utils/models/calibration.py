@@ -18,8 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax
 
 N_BINS = 15  # Guo et al. (2017): 15 equal-width confidence bins
 # Probabilities are clipped to [EPS, 1] before the log; -ln(1e-15) = 34.5 bounds one sample's loss.
@@ -89,7 +87,7 @@ def _scores_2d(scores: np.ndarray) -> np.ndarray:
 
 
 def _nll(z: np.ndarray, y: np.ndarray, temperature: float) -> float:
-    return float(-np.mean(log_softmax(z / temperature, axis=1)[np.arange(len(y)), y]))
+    return float(-np.mean(log_softmax(z / temperature)[np.arange(len(y)), y]))
 
 
 def fit_temperature(scores: np.ndarray, y_true: np.ndarray) -> float:
@@ -112,9 +110,17 @@ def fit_temperature(scores: np.ndarray, y_true: np.ndarray) -> float:
     y = check_labels(y_true, z.shape)
     if np.all(z.argmax(axis=1) == y):
         return 1.0
+    from scipy.optimize import minimize_scalar  # only fitting needs it: prediction starts faster
+
     result = minimize_scalar(lambda log_t: _nll(z, y, np.exp(log_t)), bounds=_LOG_T_BOUNDS,
                              method="bounded", options={"xatol": 1e-6})
     return float(np.exp(result.x))
+
+
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    """``log(softmax(z))`` along the last axis, stable for large scores (as ``scipy.special.log_softmax``)."""
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def apply_temperature(scores: np.ndarray, temperature: float) -> np.ndarray:
@@ -126,7 +132,7 @@ def apply_temperature(scores: np.ndarray, temperature: float) -> np.ndarray:
     """
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    probs = np.exp(log_softmax(_scores_2d(scores) / temperature, axis=1))
+    probs = np.exp(log_softmax(_scores_2d(scores) / temperature))
     binary = np.ndim(scores) == 1 or np.shape(scores)[1] == 1
     return probs[:, 1].reshape(np.shape(scores)) if binary else probs
 

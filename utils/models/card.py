@@ -26,6 +26,7 @@ from utils.models import backend
 from utils.atomic import write_text
 from utils.audio.frontend import FrontEnd
 from utils.errors import FmaGenreError
+from utils.models.registry import n_outputs
 
 if TYPE_CHECKING:
     import keras
@@ -115,15 +116,18 @@ def save_keras_atomic(model, path: str | os.PathLike) -> None:
 
 def check_card(model, card: ModelCard, source: str | os.PathLike) -> None:
     """Raise :class:`ModelCardError` unless ``card`` describes ``model``'s input and output shapes."""
-    from utils.models.architectures import n_outputs
+    check_shapes(tuple(model.input_shape[1:]), model.output_shape[-1], card, source)
 
-    outputs = model.output_shape[-1]
-    if outputs != n_outputs(len(card.labels)):
+
+def check_shapes(input_shape: tuple, output_units: int, card: ModelCard, source: str | os.PathLike) -> None:
+    """Raise :class:`ModelCardError` unless a model taking ``(frames, Mels)`` windows
+    ``input_shape`` with ``output_units`` outputs fits ``card`` (any runtime's model)."""
+    if output_units != n_outputs(len(card.labels)):
         raise ModelCardError(source, f"the card lists {len(card.labels)} labels but the model "
-                                     f"has {outputs} output unit(s)")
+                                     f"has {output_units} output unit(s)")
     expected = (card.frontend.window_frames, card.frontend.n_mels)
-    if tuple(model.input_shape[1:]) != expected:
-        raise ModelCardError(source, f"the model takes {tuple(model.input_shape[1:])} "
+    if tuple(input_shape) != expected:
+        raise ModelCardError(source, f"the model takes {tuple(input_shape)} "
                                      f"(frames, Mels) windows but the card's front end makes {expected}")
 
 
@@ -139,6 +143,24 @@ def save_model(model, path: str | os.PathLike, card: ModelCard) -> Path:
     return card_path(path)
 
 
+def load_card(path: str | os.PathLike) -> ModelCard:
+    """The card of the model saved at ``path`` (``.keras``), without loading Keras.
+
+    Raises :class:`ModelCardError` for a missing model file, a missing or
+    unreadable card, or an invalid card.
+    """
+    path = Path(path)
+    cpath = card_path(path)
+    if not path.is_file():
+        raise ModelCardError(path, "no such model file")
+    if not cpath.is_file():
+        raise ModelCardError(cpath, f"missing model card for {path.name}")
+    try:
+        return ModelCard.from_dict(json.loads(cpath.read_text()), cpath)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelCardError(cpath, f"not valid JSON: {err}") from None
+
+
 def load_model(path: str | os.PathLike) -> tuple[keras.Model, ModelCard]:
     """Load ``(model, card)`` saved by :func:`save_model`, after checking that they agree.
 
@@ -147,19 +169,10 @@ def load_model(path: str | os.PathLike) -> tuple[keras.Model, ModelCard]:
     """
     import keras
 
-    path = Path(path)
-    cpath = card_path(path)
-    if not path.is_file():
-        raise ModelCardError(path, "no such model file")
-    if not cpath.is_file():
-        raise ModelCardError(cpath, f"missing model card for {path.name}")
-    try:
-        card = ModelCard.from_dict(json.loads(cpath.read_text()), cpath)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelCardError(cpath, f"not valid JSON: {err}") from None
+    card = load_card(path)
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as err:  # Keras raises many types for a damaged or foreign file
         raise ModelCardError(path, f"cannot load the Keras model: {err}") from None
-    check_card(model, card, cpath)
+    check_card(model, card, card_path(path))
     return model, card

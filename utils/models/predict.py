@@ -8,7 +8,6 @@ one batch of windows. A track's probabilities are the mean of its windows'.
 """
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 from utils import audio
 from utils.models.calibration import apply_temperature, log_probs
 from utils.models.pool import imap
+from utils.models.runtime import cpu_count
 from utils.audio.frontend import FrontEnd, LogMel, stream_windows
 
 
@@ -79,16 +79,20 @@ class Predictor:
 
     Parameters
     ----------
-    model : a Keras model: windows ``(B, frames, mels)`` -> probabilities (softmax, or one sigmoid unit)
+    model : a runner (:mod:`utils.models.runtime`): windows ``(B, frames, mels)`` float32 ->
+        probabilities ``(B, n_classes)``; calls may come from several threads at once
     labels : class names in the model's output order
     frontend : the :class:`FrontEnd` from the model's card
     temperature : calibration temperature for the track probabilities (1 = none)
-    batch_size : windows per model call
+    batch_size : windows per model call. Small, for memory: a model's intermediate
+        tensors grow with it (musicnn's first convolutions make about 9 MiB per
+        window, so 32 windows peaked near 1 GiB, and ONNX Runtime's arena keeps
+        that much) while the CPU time per window stays the same from 4 windows up
     block_seconds : audio decoded per block when streaming, in seconds
     """
 
     def __init__(self, model, labels: Iterable[str], frontend: FrontEnd,
-                 temperature: float = 1.0, batch_size: int = 32, block_seconds: float = 60.0) -> None:
+                 temperature: float = 1.0, batch_size: int = 8, block_seconds: float = 60.0) -> None:
         self.model = model
         self.labels = tuple(labels)
         self.frontend = frontend
@@ -96,9 +100,6 @@ class Predictor:
         self.batch_size = batch_size
         self.block_seconds = block_seconds
         self.logmel = LogMel(frontend)
-        # one model call at a time: under JAX, Keras' predict step donates the model's state
-        # buffers, so two threads calling it at once crash; decoding and spectrograms stay parallel
-        self._model_lock = threading.Lock()
 
     def predict_file(self, path: str | Path, offset: float = 0.0,
                      duration: float | None = None) -> TrackPrediction:
@@ -114,10 +115,10 @@ class Predictor:
             starts.append(start)
             batch.append(window)
             if len(batch) == self.batch_size:
-                probs.append(self._predict(batch))
+                probs.append(self.model(np.stack(batch)))
                 batch = []
         if batch:
-            probs.append(self._predict(batch))
+            probs.append(self.model(np.stack(batch)))
         window_probs = np.concatenate(probs)
         frame_seconds = fe.hop_length / fe.sample_rate
         return TrackPrediction(
@@ -127,13 +128,14 @@ class Predictor:
             window_times=offset + np.asarray(starts) * frame_seconds,
             window_probabilities=window_probs, window_seconds=fe.window_seconds)
 
-    def predict_files(self, paths: Iterable[str | Path], jobs: int = 1
+    def predict_files(self, paths: Iterable[str | Path], jobs: int | None = None
                       ) -> Iterator[tuple[Path, TrackPrediction | audio.AudioError]]:
         """Classify many files, in order, yielding ``(path, prediction)`` or ``(path, error)``.
 
-        ``jobs`` files are decoded and turned into spectrograms at once in
-        threads (decoders and FFTs release the GIL; model calls take turns);
-        a bad file yields its error and the batch goes on.
+        ``jobs`` files (default: one per core) are classified at once in
+        threads: decoders, FFTs and ONNX Runtime release the GIL, so while one
+        thread runs the model the others decode ahead. A bad file yields its
+        error and the batch goes on.
         """
         def one(path: Path) -> TrackPrediction | audio.AudioError:
             try:
@@ -142,30 +144,30 @@ class Predictor:
                 return err
 
         paths = [Path(p) for p in paths]
+        jobs = jobs or cpu_count()
         if jobs <= 1 or len(paths) < 2:
             yield from ((p, one(p)) for p in paths)
             return
-        yield paths[0], one(paths[0])  # the model's first call builds its graph: once, alone
+        yield paths[0], one(paths[0])  # a Keras model's first call builds its graph: once, alone
         # daemon threads, a few files ahead: Ctrl-C does not wait for the files in flight
         yield from zip(paths[1:], imap(one, paths[1:], jobs, name="predict"))
-
-    def _predict(self, batch: list[np.ndarray]) -> np.ndarray:
-        from utils.models.architectures import predict_proba
-
-        windows = np.stack(batch)
-        with self._model_lock:
-            return predict_proba(self.model, windows, self.batch_size)
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "default.keras"
 
 
-def load_predictor(path: str | Path | None = None, **options) -> Predictor:
+def load_predictor(path: str | Path | None = None, runtime: str = "auto", jobs: int | None = None,
+                   **options) -> Predictor:
     """A :class:`Predictor` for a saved model and its card (default: the shipped model).
 
-    Labels, front end and calibration temperature come from the card.
-    ``options`` go to :class:`Predictor` (``batch_size``, ``block_seconds``).
+    Labels, front end and calibration temperature come from the card;
+    ``runtime`` picks how the model runs (:func:`utils.models.runtime.load`:
+    the exported ONNX graph by default, Keras as the fallback). ``jobs``: files
+    the caller will classify at once (default: one per core); each model call
+    then gets ``cores / jobs`` threads. ``options`` go to :class:`Predictor`
+    (``batch_size``, ``block_seconds``).
     """
-    from utils.models.card import load_model
+    from utils.models import runtime as runtimes
 
-    model, card = load_model(path or DEFAULT_MODEL)
-    return Predictor(model, card.labels, card.frontend, temperature=card.temperature, **options)
+    threads = max(1, cpu_count() // (jobs or cpu_count()))
+    runner, card = runtimes.load(path or DEFAULT_MODEL, runtime, threads=threads)
+    return Predictor(runner, card.labels, card.frontend, temperature=card.temperature, **options)

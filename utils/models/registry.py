@@ -18,6 +18,11 @@ TRANSFER_MODELS: tuple[str, ...] = ("musicnn",)
 MODELS: tuple[str, ...] = CNN_MODELS + TRANSFER_MODELS
 
 
+def n_outputs(n_classes: int) -> int:
+    """Output units of a model for ``n_classes`` classes: 1 (sigmoid) for two, else one each."""
+    return 1 if n_classes == 2 else n_classes
+
+
 def check_model(name: str, known: tuple[str, ...] = MODELS) -> str:
     """``name`` if it is one of ``known``, else a ValueError that lists them."""
     if name not in known:

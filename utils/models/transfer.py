@@ -111,7 +111,7 @@ def patch_features(per_patch: Mapping[str, np.ndarray], layers: Sequence[str]) -
     return np.concatenate([np.asarray(per_patch[n], np.float32) for n in layers], axis=1)
 
 
-def track_features(per_patch: Mapping[str, np.ndarray], layers: Sequence[str]) -> np.ndarray:
+def pooled_embedding(per_patch: Mapping[str, np.ndarray], layers: Sequence[str]) -> np.ndarray:
     """One vector per track: mean then max over patches of each layer's embedding, ``(2 dim,)``."""
     x = patch_features(per_patch, layers)
     return np.concatenate([x.mean(axis=0), x.max(axis=0)])
@@ -157,17 +157,6 @@ def train_head(x: np.ndarray, y: np.ndarray, n_classes: int, config: HeadConfig 
     trained = build_head(n_classes, mean, variance, config)
     trained.set_weights(head.get_weights())
     return trained
-
-
-def track_probabilities(patch_probs: np.ndarray, track: np.ndarray, n_tracks: int) -> np.ndarray:
-    """Mean of the patch probabilities ``(n_patches, C)`` of each track; ``track`` gives each
-    patch's track index (0 .. n_tracks - 1). As :mod:`utils.models.predict` aggregates windows."""
-    sums = np.zeros((n_tracks, patch_probs.shape[1]))
-    np.add.at(sums, track, patch_probs)
-    counts = np.bincount(track, minlength=n_tracks)
-    if (counts == 0).any():
-        raise ValueError(f"tracks without patches: {np.flatnonzero(counts == 0)[:5].tolist()}")
-    return sums / counts[:, None]
 
 
 def feature_extractor(base: keras.Model, names: Sequence[str]) -> keras.Model:

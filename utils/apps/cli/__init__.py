@@ -1,7 +1,10 @@
 """The ``fma-genre`` command line: one module per command, one error wrapper.
 
 Each command module has ``add(subparsers)``, which registers its parser with
-``run`` as the action. :func:`main` parses, runs the command and turns any
+``run`` as the action. Only the module of the command being run is imported
+(all of them for ``--help`` or a mistyped command), so ``fma-genre predict``
+does not pay for pandas, seaborn or scikit-learn that other commands load.
+:func:`main` parses, runs the command and turns any
 :class:`~utils.errors.FmaGenreError` (or a bad value) into one line on stderr
 and exit status 1, Ctrl-C into exit status 130: never a traceback.
 :func:`console` is the program: it exits at once after Ctrl-C.
@@ -9,30 +12,33 @@ and exit status 1, Ctrl-C into exit status 130: never a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 
 from utils import __version__
-from utils.apps.cli import (baselines, download, extract, features, organize, pipeline, predict, quiet, serve,
-                            slides, spectrograms, train)
+from utils.apps.cli import quiet
 from utils.errors import FmaGenreError
 
-COMMANDS = (predict, organize, serve, train, extract, spectrograms, pipeline, slides, download, features, baselines)
+COMMANDS = ("predict", "organize", "serve", "export", "train", "extract", "spectrograms", "pipeline", "slides",
+            "download", "features", "baselines")  # modules of utils.apps.cli, in --help order
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: tuple[str, ...] = COMMANDS) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fma-genre",
         description="Classify music by genre from log-Mel spectrograms (FMA, GTZAN, your own files).")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in COMMANDS:
-        command.add(sub)
+    for command in commands:
+        importlib.import_module(f"utils.apps.cli.{command}").add(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser((command,) if command in COMMANDS else COMMANDS).parse_args(argv)
     try:
         return args.run(args)
     except (FmaGenreError, ValueError) as err:

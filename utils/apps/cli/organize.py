@@ -8,7 +8,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from utils import audio
-from utils.apps.cli.predict import MODEL_HELP
+from utils.apps.cli.predict import MODEL_HELP, add_runtime_options
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +25,7 @@ def add(sub: argparse._SubParsersAction) -> None:
                    help="tracks whose top genre is less probable go to DEST/_uncertain/ (default: 0)")
     p.add_argument("--write-tags", action="store_true", help="write the genre into the copies' tags")
     p.add_argument("--dry-run", action="store_true", help="show what would be done; write nothing")
-    p.add_argument("--jobs", type=int, default=1, help="files decoded and classified at once (default: 1)")
+    add_runtime_options(p)
     p.set_defaults(run=run)
 
 
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from utils.models.predict import load_predictor
 
     config = OrganizeConfig(args.mode, args.min_probability, args.write_tags, args.dry_run)
-    predictor = load_predictor(args.model)
+    predictor = load_predictor(args.model, args.runtime, jobs=args.jobs)
     placed = []
     for p in tqdm(organize(predictor, args.sources, args.dest, config, jobs=args.jobs), unit="file",
                   total=len(audio.find_audio(args.sources)), disable=None, file=sys.stderr):

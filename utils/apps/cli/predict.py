@@ -15,6 +15,15 @@ from utils.atomic import check_writable, write_text
 from utils.errors import FmaGenreError
 
 MODEL_HELP = "a .keras model with its .card.json (default: the shipped models/default.keras)"
+RUNTIME_HELP = ("auto (default): the model's exported .onnx on ONNX Runtime, re-exported if stale, else Keras; "
+                "onnx: only the exported graph; keras: the Keras model")
+JOBS_HELP = "files decoded and classified at once (default: one per core)"
+
+
+def add_runtime_options(p: argparse.ArgumentParser) -> None:
+    """``--runtime`` and ``--jobs``, shared by predict and organize."""
+    p.add_argument("--runtime", choices=("auto", "onnx", "keras"), default="auto", help=RUNTIME_HELP)
+    p.add_argument("--jobs", type=int, help=JOBS_HELP)
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +35,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
     p.add_argument("--output", type=Path, help="write to this file instead of standard output")
     p.add_argument("--segments", action="store_true", help="also show the genre over time (table, json)")
-    p.add_argument("--jobs", type=int, default=1, help="files decoded and classified at once (default: 1)")
+    add_runtime_options(p)
     p.set_defaults(run=run)
 
 
@@ -38,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         raise FmaGenreError(f"no audio files ({', '.join(audio.AUDIO_EXTENSIONS)}) under {' '.join(args.paths)}")
     if args.output:
         check_writable(args.output)  # before the work, not after it
-    predictor = load_predictor(args.model)
+    predictor = load_predictor(args.model, args.runtime, jobs=args.jobs)
     outcomes = []  # (path, prediction or error), in the order of the files
     for path, result in tqdm(predictor.predict_files(files, jobs=args.jobs), total=len(files), unit="file",
                              disable=None, file=sys.stderr):

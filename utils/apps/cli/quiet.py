@@ -12,11 +12,13 @@ descriptor of its own to the real stderr, so it bypasses the filter.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -37,10 +39,15 @@ def is_noise(line: str) -> bool:
 def native_logs_filtered() -> Iterator[None]:
     """Run the body with native log noise dropped from file descriptor 2 (see the module's text).
 
-    Also asks TensorFlow's own logger for errors only and Python's ``absl`` logger for errors only.
+    Also asks TensorFlow's own logger and Python's ``absl`` logger for errors only, and hides
+    Keras' and TensorFlow's ``FutureWarning`` notices.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.getLogger("absl").setLevel(logging.ERROR)
+    stack = contextlib.ExitStack()
+    stack.enter_context(warnings.catch_warnings())
+    # a NumPy deprecation notice from Keras' ONNX export (np.object), not a problem of the user's
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(keras|tensorflow|tf2onnx)(\.|$)")
     sys.stderr.flush()
     real = os.dup(2)
     read_end, write_end = os.pipe()
@@ -66,3 +73,4 @@ def native_logs_filtered() -> Iterator[None]:
         os.dup2(real, 2)  # closes the pipe's last write end: the reader sees its end and stops
         reader.join(timeout=2)
         os.close(real)
+        stack.close()

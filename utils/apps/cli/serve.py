@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from utils.apps.cli.predict import MODEL_HELP
+from utils.apps.cli.predict import MODEL_HELP, RUNTIME_HELP
 
 
 def _number(kind: type, least: float, what: str):
@@ -39,6 +39,7 @@ def add(sub: argparse._SubParsersAction) -> None:
                    help="largest upload in MiB (default: 50)")
     p.add_argument("--max-concurrent", type=_number(int, 1, "1 or more"), default=2,
                    help="predictions at once (default: 2)")
+    p.add_argument("--runtime", choices=("auto", "onnx", "keras"), default="auto", help=RUNTIME_HELP)
     p.set_defaults(run=run)
 
 
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"fma-genre serve: error: {err}", file=sys.stderr)
         return 2
     with sock:
-        predictor = load_predictor(args.model)
+        predictor = load_predictor(args.model, args.runtime, jobs=args.max_concurrent)
         app = create_app(predictor, config, model_name=Path(args.model or "models/default.keras").stem)
         host, port = sock.getsockname()[:2]
         print(f"fma-genre: serving on http://{host}:{port} (API docs at /docs); Ctrl-C stops", flush=True)

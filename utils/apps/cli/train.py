@@ -1,11 +1,12 @@
-"""``fma-genre train``: a model trained on a spectrogram cache, judged on held-out tracks."""
+"""``fma-genre train``: a CNN trained on a spectrogram cache, or the musicnn transfer model on a labelled
+folder, judged on held-out tracks."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from utils.models.registry import CNN_MODELS
+from utils.models.registry import CNN_MODELS, TRANSFER_MODELS
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -14,11 +15,20 @@ def add(sub: argparse._SubParsersAction) -> None:
                                    "stop early on the validation loss, judge it per window and per track "
                                    "on the test tracks, and save it with its model card. Uses the cache's "
                                    "split (FMA's official one) or a stratified 80/10/10 split. Resumable.")
-    p.add_argument("--cache", type=Path, required=True, help="cache folder")
+    p.add_argument("--cache", type=Path, help="cache folder (--dataset cache)")
     p.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, log, model.keras)")
-    p.add_argument("--model", choices=CNN_MODELS, default="cnn", help="default: cnn")
+    p.add_argument("--model", choices=CNN_MODELS + TRANSFER_MODELS, default="cnn",
+                   help="default: cnn; musicnn: the pretrained musicnn with a genre head (--dataset folder)")
+    p.add_argument("--dataset", choices=("cache", "folder"), default="cache",
+                   help="cache: a cache made by `fma-genre extract` (CNNs); folder: a labelled folder "
+                        "--root DIR/<genre>/* (musicnn; embeddings cached in the run folder, resumable)")
+    p.add_argument("--root", type=Path, help="labelled folder DIR/<genre>/* (--dataset folder)")
+    p.add_argument("--head", choices=("linear", "dense", "ensemble"), default="ensemble",
+                   help="musicnn's genre head (default: ensemble, the shipped model's)")
+    p.add_argument("--copies", type=int, default=3,
+                   help="musicnn: augmented copies of each training file (default: 3)")
     p.add_argument("--classes", nargs="+", help="labels to use (default: all in the cache)")
-    p.add_argument("--epochs", type=int, default=30, help="default: 30")
+    p.add_argument("--epochs", type=int, help="default: 30 for a CNN, 20 for musicnn's head")
     p.add_argument("--batch-size", type=int, default=32, help="default: 32")
     p.add_argument("--learning-rate", type=float, default=1e-3, help="default: 0.001")
     p.add_argument("--patience", type=int, default=5, help="epochs without a better validation loss (default: 5)")
@@ -40,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
     from utils.models import backend
 
     backend.use(args.backend)
+    if args.model in TRANSFER_MODELS or args.dataset == "folder":
+        return run_transfer(args)
+    if args.cache is None:
+        raise ValueError("--cache is needed to train a CNN (or --model musicnn --dataset folder --root DIR)")
     from utils.evaluation import experiment
     from utils.data.cache import Cache
     from utils.data.splits import SPLITS, Split, make_splits, official_split
@@ -58,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         split = Split(*(tuple(ok.track_id[ok.split == s]) for s in SPLITS))
         how = f"a stratified 80/10/10 split (seed {args.seed})"
     augment = Augment(time_masks=args.spec_augment, freq_masks=args.spec_augment, mixup_alpha=args.mixup)
-    config = TrainConfig(args.model, args.epochs, args.batch_size, args.learning_rate, args.seed,
+    config = TrainConfig(args.model, args.epochs or 30, args.batch_size, args.learning_rate, args.seed,
                          args.patience, augment=augment,
                          distribution="data_parallel" if args.data_parallel else "none")
     print(f"training {args.model} on {len(split.training)} tracks of {len(classes)} classes "
@@ -69,4 +83,20 @@ def run(args: argparse.Namespace) -> int:
     print(f"test: track accuracy {t['accuracy']:.3f}, macro-F1 {t['macro_f1']:.3f}, log loss {t['log_loss']:.3f}; "
           f"window accuracy {w['accuracy']:.3f}; temperature {out.temperature:.2f}")
     print(f"model: {out.model_path} (card beside it)")
+    return 0
+
+
+def run_transfer(args: argparse.Namespace) -> int:
+    from utils.models.transfer_train import TransferConfig, train_folder
+
+    if args.model not in TRANSFER_MODELS or args.dataset != "folder" or args.root is None:
+        raise ValueError("the transfer model trains on a labelled folder: --model musicnn --dataset folder "
+                         "--root DIR (DIR/<genre>/* audio files); CNNs train on --dataset cache --cache DIR")
+    config = TransferConfig(head=args.head, copies=args.copies, epochs=args.epochs or 20,
+                            seed=args.seed)
+    out = train_folder(args.root, args.out, config, args.classes, log=lambda line: print(line, file=sys.stderr))
+    test = out["metrics"].get("test")
+    print(f"test: track accuracy {test['accuracy']:.3f} on {test['n_tracks']} tracks; temperature "
+          f"{out['temperature']:.2f}" if test else "no test figures: " + out["metrics"]["note"])
+    print(f"model: {out['model']} (card beside it)")
     return 0

@@ -1,0 +1,136 @@
+"""Level and channel handling at the front door (issue 13): per-window level normalisation in the
+front end, the ITU downmix in the decoder, and the shipped model's answers at other levels and layouts."""
+import dataclasses
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from utils import audio
+from utils.audio.decoder import downmix_weights
+from utils.audio.frontend import MUSICNN, FrontEnd, LogMel, level_gain_db, normalize_level, stream_windows, windows
+
+LEVELLED = dataclasses.replace(MUSICNN, level="window")
+
+
+@pytest.fixture(scope="module")
+def metal(gtzan_wavs) -> np.ndarray:
+    """A real GTZAN metal clip at 16 kHz."""
+    return audio.load(next(p for p in gtzan_wavs if p.parent.name == "metal"), 16000)
+
+
+@pytest.mark.parametrize("fe", [LEVELLED, dataclasses.replace(FrontEnd(), level="window")])
+@pytest.mark.parametrize("gain_db", [-30.0, -10.0, 12.0])
+def test_window_level_removes_a_gain(metal, fe, gain_db):
+    """Any real signal will do, whatever its rate: the same clip louder or quieter gives the same windows,
+    each at fe.level_db, where the front end without levelling shows the gain."""
+    lm, plain = LogMel(fe), dataclasses.replace(fe, level="none")
+    louder = metal * np.float32(10 ** (gain_db / 20))
+    a, b = windows(lm(metal), fe), windows(lm(louder), fe)
+    raw = windows(lm(metal), plain)
+    assert np.abs(raw - windows(lm(louder), plain)).max() > 0.1
+    assert np.abs(a - b).max() < (1e-3 if fe.log == "log10_1p" else 1e-2)  # dB values are larger
+    power = 10 ** (a.astype(np.float64) / 10) if fe.log == "db" else np.expm1(a * np.log(10.0)) / 1e4
+    assert np.allclose(10 * np.log10(power.mean(axis=(1, 2))), fe.level_db, atol=1e-2)
+
+
+def test_silence_stays_silent_and_quiet_windows_are_capped(metal):
+    lm = LogMel(LEVELLED)
+    y = np.concatenate([metal[:16000 * 6], np.zeros(16000 * 6, np.float32), 1e-5 * metal[:16000 * 6]])
+    w = windows(lm(y), LEVELLED)
+    raw = windows(lm(y), MUSICNN)
+    silent = raw.max(axis=(1, 2)) == 0
+    assert silent.any() and (w[silent] == 0).all()
+    gains = level_gain_db(raw, LEVELLED)
+    assert gains.max() <= LEVELLED.level_db - LEVELLED.level_floor_db + 1e-9
+    assert np.isfinite(w).all()
+
+
+def test_streamed_windows_are_levelled_like_whole_ones(metal):
+    lm = LogMel(LEVELLED)
+    y = 0.05 * metal
+    whole = windows(lm(y), LEVELLED)
+    blocks = (y[s:s + 7000] for s in range(0, len(y), 7000))
+    streamed = np.stack([w for _, w in stream_windows(lm.stream(blocks), LEVELLED)])
+    assert streamed.shape == whole.shape
+    assert np.abs(streamed - whole).max() < 1e-4
+
+
+def test_level_travels_with_the_front_end_and_old_cards_still_load():
+    d = LEVELLED.to_dict()
+    assert d["level"] == "window" and FrontEnd.from_dict(d) == LEVELLED
+    old = {k: v for k, v in MUSICNN.to_dict().items() if not k.startswith("level")}
+    assert FrontEnd.from_dict(old) == MUSICNN and MUSICNN.level == "none"
+    assert normalize_level(np.ones((1, 4, 3), np.float32), MUSICNN) is not None
+    with pytest.raises(ValueError, match="level"):
+        FrontEnd(level="lufs")
+    with pytest.raises(ValueError, match="level_floor_db"):
+        FrontEnd(level="window", level_db=-70.0)
+
+
+def test_downmix_weights_follow_itu():
+    assert downmix_weights(["FC"]).tolist() == [1.0]
+    assert downmix_weights(["FL", "FR"]).tolist() == [0.5, 0.5]
+    w = downmix_weights(["FL", "FR", "FC", "LFE", "BL", "BR"])
+    assert w[3] == 0 and w[2] == pytest.approx(0.7071) and w[4] == pytest.approx(0.3536)
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac", ".m4a"])
+def test_centre_only_51_keeps_its_level(metal, tmp_path, suffix):
+    """A 5.1 file with the signal only in its centre: 3 dB below the source (ITU), not 15.6 dB (a plain mean)."""
+    import av
+
+    six = np.zeros((len(metal), 6), np.float32)
+    six[:, 2] = metal
+    path = tmp_path / f"centre{suffix}"
+    if suffix == ".m4a":  # through FFmpeg's AAC encoder: the PyAV decoding path, with FFmpeg's channel names
+        with av.open(str(path), "w") as out:
+            stream = out.add_stream("aac", rate=16000, layout="5.1")
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(six.T), format="fltp", layout="5.1")
+            frame.sample_rate = 16000
+            for packet in [*stream.encode(frame), *stream.encode(None)]:
+                out.mux(packet)
+    else:
+        sf.write(path, six, 16000)
+    z = audio.load(path, 16000)
+    n = min(len(z), len(metal)) - 4096
+    ratio_db = 10 * np.log10(np.mean(z[2048:n] ** 2) / np.mean(metal[2048:n] ** 2))
+    assert ratio_db == pytest.approx(-3.01, abs=0.3)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from utils.models.predict import load_predictor
+
+    return load_predictor()
+
+
+@pytest.fixture(scope="module")
+def levels(tmp_path_factory, gtzan_wavs) -> dict[str, object]:
+    """A real sample clip written at -30, -20, -10 and 0 dB (float WAV, no quantisation) and normalised
+    then +6 dB (16-bit WAV, clipped as a file would be), plus its centre-only 5.1 version."""
+    folder = tmp_path_factory.mktemp("levels")
+    source = next(p for p in gtzan_wavs if p.parent.name == "metal")
+    y, sr = audio.decode(source)
+    files = {}
+    for db in (-30, -20, -10, 0):
+        files[f"{db} dB"] = folder / f"{db}.wav"
+        sf.write(files[f"{db} dB"], y * 10 ** (db / 20), sr, subtype="FLOAT")
+    files["+6 dB clipped"] = folder / "clipped.wav"
+    sf.write(files["+6 dB clipped"], np.clip(y / np.abs(y).max() * 2.0, -1, 1), sr, subtype="PCM_16")
+    six = np.zeros((len(y), 6), np.float32)
+    six[:, 2] = y
+    files["5.1 centre only"] = folder / "centre.wav"
+    sf.write(files["5.1 centre only"], six, sr, subtype="FLOAT")
+    return files
+
+
+def test_shipped_model_answers_alike_at_every_level_and_layout(shipped, levels):
+    """The issue's level test on the shipped model: same top genre, close probabilities."""
+    assert shipped.frontend.level == "window"
+    ref = shipped.predict_file(levels["0 dB"])
+    for name, path in levels.items():
+        p = shipped.predict_file(path)
+        assert p.genre == ref.genre, name
+        tol = 0.15 if name == "+6 dB clipped" else 0.01
+        assert np.abs(p.probabilities - ref.probabilities).max() < tol, name
