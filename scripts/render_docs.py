@@ -52,6 +52,7 @@ RENDERERS = {
     "transfer_results_clean": ("scripts/transfer_report.py", "clean_markdown", "transfer_results"),
     "robustness": ("scripts/robustness_experiment.py", "markdown", "robustness"),
     "benchmarks_predict": ("benchmarks/predict.py", "markdown", "benchmarks_predict"),
+    "hardening": ("scripts/hardening_probe.py", "markdown", "hardening"),
 }
 BLOCK = re.compile(r"^<!-- BEGIN (reports/[\w./-]+\.md) -->\n(.*?)^<!-- END \1 -->$", re.M | re.S)
 # A measured figure: a number (or mean ± spread) followed by a percent sign, a times sign or a unit

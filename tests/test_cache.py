@@ -106,6 +106,22 @@ def test_undecodable_and_too_short_tracks_are_recorded_and_skipped(tmp_path):
     assert "2 failed" in str(summary) and "1 NotAudioError, 1 TooShortError" in str(summary)
 
 
+
+def test_a_resumed_run_counts_the_failures_of_the_shards_it_skips(tmp_path, capsys):
+    """Item 10: after a resumed extract the summary said "0 failed" although the skipped shards held failures."""
+    (tmp_path / "notes.mp3").write_text("not audio\n")
+    (tmp_path / "empty.wav").write_bytes(b"")
+    tracks = table([("bad", tmp_path / "notes.mp3", "x", None), ("empty", tmp_path / "empty.wav", "x", None),
+                    ("000002", SAMPLE / "fma/audio/000/000002.mp3", "Hip-Hop", None)])
+    first = cache.extract(tracks, tmp_path / "cache", FE, shard_size=2, progress=False)
+    assert [tid for tid, _ in first.failures] == ["bad", "empty"] and first.skipped_failures == ()
+    again = cache.extract(tracks, tmp_path / "cache", FE, shard_size=2, progress=False)
+    assert again.failures == () and again.skipped_failures == first.failures
+    text = str(again)
+    assert "0 failed, 3 skipped as done before (2 shards, 2 of them failed)" in text
+    assert "2 failed in all (recorded in the index with their error): 1 NotAudioError, 1 EmptyFileError" in text
+    assert f"  bad: NotAudioError: {tmp_path / 'notes.mp3'}: " in text
+
 KILLED_RUN = textwrap.dedent("""
     import sys, time
     import pandas as pd

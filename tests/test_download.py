@@ -242,3 +242,61 @@ def test_cli(serve, tmp_path, capsys):
     assert main(["download", "fma_metadata", "--dest", str(tmp_path), "--base-url", srv.base_url,
                  "--no-extract"]) == 1
     assert f"expected {dl.ARCHIVES['fma_metadata'].sha1}" in capsys.readouterr().err
+
+
+@pytest.fixture
+def silent_server():
+    """A TCP server that accepts connections and never answers; counts them."""
+    import socket
+
+    sock = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def accept():
+        while True:
+            try:
+                accepted.append(sock.accept()[0])
+            except OSError:
+                return
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}/", accepted
+    sock.close()
+    for conn in accepted:
+        conn.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_silent_server_fails_within_the_timeout_without_retries(silent_server, payload, tmp_path):
+    import time
+
+    url, accepted = silent_server
+    start = time.monotonic()
+    with pytest.raises(dl.DownloadError, match=r"no answer from 127\.0\.0\.1:\d+ within 15 s") as err:
+        dl.download(archive(payload), tmp_path, base_url=url, progress=False)  # the defaults a user gets
+    assert time.monotonic() - start < 20 and len(accepted) == 1
+    assert "nothing is downloaded yet" in str(err.value) and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.timeout(60)
+def test_refused_and_unresolvable_are_not_retried(payload, tmp_path):
+    import socket
+    import time
+
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        port = s.getsockname()[1]  # closed on leaving: nothing listens there
+    for url, message in ((f"http://127.0.0.1:{port}/", "refused the connection"),
+                         ("http://no-such-host.invalid/", "cannot find the server no-such-host.invalid")):
+        start = time.monotonic()
+        with pytest.raises(dl.DownloadError, match=message) as err:
+            dl.download(archive(payload), tmp_path, base_url=url, progress=False)
+        assert time.monotonic() - start < 5, url
+        assert ".part" not in str(err.value) and list(tmp_path.iterdir()) == []
+
+
+def test_progress_lines_and_retry_messages_in_a_log(serve, payload, tmp_path, capsys):
+    srv = serve("fma_test.zip", payload, cuts=1)
+    dl.fetch(srv.base_url + "fma_test.zip", tmp_path / "a.zip", archive(payload).sha1, retries=1, backoff_s=0)
+    err = capsys.readouterr().err  # not a terminal: lines, not a bar
+    assert f"connection lost" in err and "with 0.7 MiB downloaded; retry 1 of 1" in err
+    assert f"a.zip.part: {dl.size_text(len(payload))} of {dl.size_text(len(payload))} (100.0 %), " in err
+    assert "MiB/s" in err

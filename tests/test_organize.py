@@ -1,12 +1,19 @@
 """Organising a real music folder by genre: copies, links, playlists, tags, resume, and never touching originals."""
 import hashlib
+import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import mutagen
 import pytest
 
 from utils.apps.cli import main
-from utils.apps.organize import OrganizeConfig, organize
+from utils.apps.organize import JOURNAL, OrganizeConfig, OrganizeError, organize
 from utils.models.predict import load_predictor
 
 
@@ -95,7 +102,7 @@ def test_genre_tags_go_into_the_copies_only(predictor, library, tmp_path):
 def test_uncertain_tracks_and_destination_checks(predictor, library, tmp_path):
     placed = list(organize(predictor, [library], tmp_path / "sure", OrganizeConfig(min_probability=1.01)))
     assert all(p.destination.startswith("_uncertain/") for p in placed if p.destination)
-    with pytest.raises(ValueError, match="must not be inside"):
+    with pytest.raises(OrganizeError, match="must not be inside"):
         list(organize(predictor, [library], library / "sorted"))
 
 
@@ -106,3 +113,105 @@ def test_organize_command(tiny_model, library, tmp_path, capsys):
     assert "would place 5 of 6 files" in out and "would copy" in out
     assert "failed:" in err and "broken.mp3: not an audio file" in err and "Traceback" not in err
     assert not (tmp_path / "cli").exists()
+
+
+def playlist_entries(dest):
+    return {p.stem: p.read_text(encoding="utf-8").splitlines()[1:] for p in dest.glob("*.m3u")}
+
+
+def test_two_sources_with_one_name_are_both_kept(predictor, sample, tmp_path):
+    """Item 1: two folders each holding a different 01.wav of the same genre."""
+    a, b = tmp_path / "colA", tmp_path / "colB"
+    for folder, clip in ((a, "classical.00000.wav"), (b, "classical.00001.wav")):
+        folder.mkdir()
+        shutil.copy(sample / "gtzan" / "classical" / clip, folder / "01.wav")
+    dest = tmp_path / "dest"
+    placed = list(organize(predictor, [a, b], dest))
+    assert [p.genre for p in placed] == ["classical", "classical"] and not any(p.error for p in placed)
+    tag = hashlib.sha1(str((b / "01.wav").resolve()).encode()).hexdigest()[:8]
+    assert [p.destination for p in placed] == ["classical/01.wav", f"classical/01~{tag}.wav"]
+    for p in placed:  # each copy is its own source's bytes
+        assert (dest / p.destination).read_bytes() == p.source.read_bytes()
+    assert playlist_entries(dest) == {"classical": ["classical/01.wav", f"classical/01~{tag}.wav"]}
+    log = (dest / "predictions.csv").read_text()
+    assert f"classical/01~{tag}.wav" in log
+    again = list(organize(predictor, [a, b], dest))  # a rerun finds both where it put them
+    assert [p.destination for p in again] == [p.destination for p in placed] and all(p.resumed for p in again)
+    assert len(list(dest.rglob("*.wav"))) == 2
+
+
+def test_a_control_character_in_a_name_does_not_split_the_playlist(predictor, sample, tmp_path):
+    """Item 11: a file name with a newline becomes one playlist entry (the copy is named with _)."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    shutil.copy(sample / "gtzan" / "metal" / "metal.00000.wav", lib / "two\nlines.wav")
+    dest = tmp_path / "dest"
+    [placed] = organize(predictor, [lib], dest)
+    assert placed.destination == "metal/two_lines.wav" and (dest / placed.destination).is_file()
+    assert playlist_entries(dest) == {"metal": ["metal/two_lines.wav"]}
+
+
+def test_genre_tags_in_wav_copies(predictor, library, tmp_path):
+    """Item 7: --write-tags on WAV wrote nothing ("'rock' not a Frame instance")."""
+    dest = tmp_path / "tagged"
+    placed = [p for p in organize(predictor, [library / "albums"], dest, OrganizeConfig(write_tags=True))]
+    assert len(placed) == 4 and not any(p.error for p in placed)
+    for p in placed:
+        assert mutagen.File(dest / p.destination).tags["TCON"].text == [p.genre]
+        assert mutagen.File(p.source).tags is None  # the original stays untagged
+
+
+def test_a_read_only_destination_is_one_line(tiny_model, library, read_only_dir, capsys):
+    """Item 3 (EROFS): a destination on a read-only file system."""
+    rc = main(["organize", str(library), str(read_only_dir / "sorted"), "--model", str(tiny_model)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err
+    assert err.splitlines()[-1] == f"fma-genre: error: {read_only_dir / 'sorted'}: cannot write there " \
+                                   "(Read-only file system)"
+
+
+def test_hardlinks_across_file_systems_are_one_line(tiny_model, library, other_file_system, capsys):
+    """Item 3 (EXDEV): --mode hardlink into another file system."""
+    dest = other_file_system / "links"
+    rc = main(["organize", str(library / "albums"), str(dest), "--model", str(tiny_model), "--mode", "hardlink"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err
+    [line] = [l for l in err.splitlines() if l.startswith("fma-genre: error:")]
+    assert line.startswith(f"fma-genre: error: {library / 'albums'}/") and "on another file system" in line
+    assert "--mode copy" in line and not list(dest.rglob("*.wav"))
+
+
+@pytest.mark.timeout(300)
+def test_a_killed_run_resumes_without_classifying_again(tiny_model, predictor, library, gtzan_wavs, tmp_path):
+    """Item 6: the CLI killed (SIGKILL) midway; the rerun classifies only what the journal lacks."""
+    import numpy as np
+    import soundfile as sf
+
+    for i, wav in enumerate(gtzan_wavs[:6]):
+        shutil.copy(wav, library / f"more_{i}.wav")
+    y, sr = sf.read(gtzan_wavs[0], dtype="int16")
+    sf.write(library / "zz_long.wav", np.tile(y, 20), sr)  # ten minutes, last: the run is still going
+    dest = tmp_path / "dest"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "utils.apps.cli", "organize", str(library), str(dest),
+                             "--model", str(tiny_model)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    journal = dest / JOURNAL
+    deadline = time.monotonic() + 240
+    while not (journal.exists() and len(journal.read_text().splitlines()) >= 3) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kept = {json.loads(line)["source"] for line in journal.read_text().splitlines()}
+    assert len(kept) >= 3 and not (dest / "predictions.csv").exists()
+    calls = []
+    real = predictor.predict_file
+    predictor.predict_file = lambda path, *a, **k: calls.append(str(path)) or real(path, *a, **k)
+    try:
+        placed = list(organize(predictor, [library], dest))
+    finally:
+        predictor.predict_file = real
+    assert len(placed) == 13 and set(calls) == {str(p.source) for p in placed} - kept
+    assert {str(p.source) for p in placed if p.resumed} == kept
+    assert not journal.exists() and not list(dest.rglob("*~*"))  # no second copy of a file the killed run placed
+    assert sum(len(e) for e in playlist_entries(dest).values()) == 12

@@ -7,13 +7,17 @@ the target with ``os.replace``, which is atomic on POSIX file systems.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from utils.errors import FmaGenreError
 
 
 def write_atomic(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
@@ -27,9 +31,26 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
     try:
         write(tmp)
         os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    except BaseException:
+        with contextlib.suppress(OSError):  # failing to clean up (read-only) must not hide why the write failed
+            tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Raise :class:`~utils.errors.FmaGenreError` (one line, the system's reason) unless a file can
+    be written at ``path`` (made by :func:`write_atomic`), before the work that would fill it is done."""
+    path = Path(path)
+    if path.is_dir():
+        raise FmaGenreError(path, "is a folder: give a file name")
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise FmaGenreError(folder, f"cannot write there ({err.strerror or err})") from None
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

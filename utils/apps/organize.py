@@ -3,28 +3,43 @@
 The user's originals are never moved, changed or deleted: files are copied
 (or hard/soft-linked) into the destination, and genre tags, when asked for,
 are written into the copies only. Every file appears in the destination
-whole or not at all (copied to a temporary name, then renamed). A run
-records each result in ``DEST/predictions.csv`` as it goes, so running the
-same command again, after an interruption or on a grown library, classifies
-only what is new or changed.
+whole or not at all (copied to a temporary name, then renamed), and no file
+replaces another: two sources that would land on the same name (``a/01.wav``
+and ``b/01.wav`` from two folders) get distinct ones, the second
+``01~<8 hex digits of its source path's SHA-1>.wav``, and the CSV and
+playlists name the file as placed. A run appends each result to a journal in
+``DEST`` as it goes and folds it into ``DEST/predictions.csv`` at the end, so
+running the same command again, after a crash or a kill or on a grown
+library, classifies only what is new or changed.
 """
 from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
+import hashlib
+import json
 import os
+import re
 import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from utils import audio
-from utils.atomic import write_atomic, write_text
+from utils.atomic import check_writable, write_atomic, write_text
+from utils.errors import FmaGenreError
 from utils.models.predict import Predictor, TrackPrediction
 
 MODES = ("copy", "hardlink", "symlink")
 UNCERTAIN = "_uncertain"  # folder for tracks whose top probability is below the threshold
 COLUMNS = ("source", "size", "mtime_ns", "genre", "probability", "top3", "destination", "error")
+JOURNAL = ".predictions.journal"  # in DEST: one JSON row per file as it is done; folded into the CSV at the end
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")  # control characters (a newline would split a playlist entry)
+
+
+class OrganizeError(FmaGenreError):
+    """The destination cannot be used (read-only, not a folder, inside the music)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +71,7 @@ class Placement:
     top3: str = ""
     destination: str = ""  # relative to DEST
     error: str = ""
+    resumed: bool = False  # placed by an earlier run, not classified again
 
     def row(self) -> dict:
         return {"source": str(self.source), "size": self.size, "mtime_ns": self.mtime_ns,
@@ -75,12 +91,21 @@ def sources(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, Path]]:
 
 
 def read_log(dest: Path) -> dict[str, dict]:
-    """Rows of an earlier run's ``predictions.csv``, by source path (empty if none)."""
-    log = dest / "predictions.csv"
-    if not log.is_file():
-        return {}
-    with open(log, newline="") as f:
-        return {row["source"]: row for row in csv.DictReader(f)}
+    """Rows of earlier runs by source path: ``predictions.csv``, then the journal of a run that did
+    not finish (its rows win; a last line cut short by a kill is ignored). Empty if none."""
+    rows = {}
+    log, journal = dest / "predictions.csv", dest / JOURNAL
+    if log.is_file():
+        with open(log, newline="", encoding="utf-8") as f:
+            rows = {row["source"]: row for row in csv.DictReader(f)}
+    if journal.is_file():
+        for line in journal.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            rows[row["source"]] = row
+    return rows
 
 
 def organize(predictor: Predictor, paths: Iterable[str | os.PathLike], dest: str | os.PathLike,
@@ -89,64 +114,120 @@ def organize(predictor: Predictor, paths: Iterable[str | os.PathLike], dest: str
 
     Yields one :class:`Placement` per file as it is done (those already
     placed by an earlier run with the same size and modification time are
-    yielded from the log, not classified again). Writes ``dest/predictions.csv``
-    (all files, with errors) and ``dest/<genre>.m3u`` playlists at the end,
-    and the log also every 25 files so an interrupted run loses little.
-    With ``config.dry_run`` nothing is written.
+    yielded from the log, ``resumed``, not classified again). Appends each
+    result to ``dest/`` :data:`JOURNAL` as it is done, so a killed run loses
+    nothing; writes ``dest/predictions.csv`` (all files, with errors) and
+    ``dest/<genre>.m3u`` playlists at the end, then removes the journal.
+    With ``config.dry_run`` nothing is written. Raises :class:`OrganizeError`
+    if ``dest`` cannot be written, or stops placing files (those placed are kept).
     """
     dest = Path(dest)
-    if not config.dry_run:
-        dest.mkdir(parents=True, exist_ok=True)
     paths = [Path(p) for p in paths]
     for p in paths:
         if p.is_dir() and dest.resolve().is_relative_to(p.resolve()):
-            raise ValueError(f"{dest}: the destination must not be inside {p}, the music being organised")
+            raise OrganizeError(dest, f"the destination must not be inside {p}, the music being organised")
+    if not config.dry_run:
+        check_writable(dest / "predictions.csv")
     earlier = read_log(dest)
     found = sources(paths)
     done: list[Placement] = []
     todo: list[tuple[Path, Path]] = []
+    claimed: dict[str, str] = {}  # destination -> the source placed there
     for src, rel in found:
         st = src.stat()
         row = earlier.get(str(src))
         if row and int(row["size"]) == st.st_size and int(row["mtime_ns"]) == st.st_mtime_ns and (
-                row["error"] or (dest / row["destination"]).exists()):
+                (row["error"] and not row["destination"]) or (row["destination"] and (dest / row["destination"]).exists())):
             placed = Placement(src, st.st_size, st.st_mtime_ns, row["genre"], float(row["probability"] or "nan"),
-                               row["top3"], row["destination"], row["error"])
+                               row["top3"], row["destination"], row["error"], resumed=True)
             done.append(placed)
             yield placed
         else:
             todo.append((src, rel))
+    for row in earlier.values():  # what earlier runs placed keeps its name
+        if row["destination"]:
+            claimed.setdefault(row["destination"], row["source"])
     relative = dict(todo)
     for src, result in predictor.predict_files([s for s, _ in todo], jobs=jobs):
         st = src.stat()
         if isinstance(result, audio.AudioError):
             placed = Placement(src, st.st_size, st.st_mtime_ns, error=result.problem)
         else:
-            placed = _place(src, relative[src], result, dest, config, st)
+            placed = _place(src, relative[src], result, dest, config, st, claimed)
+        if not config.dry_run:
+            _append_journal(dest, placed)
         done.append(placed)
         yield placed
-        if not config.dry_run and len(done) % 25 == 0:
-            _write_log(dest, done)
     if not config.dry_run:
         _write_log(dest, done)
         write_playlists(dest, done)
+        (dest / JOURNAL).unlink(missing_ok=True)
 
 
 def _place(src: Path, rel: Path, result: TrackPrediction, dest: Path, config: OrganizeConfig,
-           st: os.stat_result) -> Placement:
+           st: os.stat_result, claimed: dict[str, str]) -> Placement:
     genre, p = result.genre, float(result.probabilities.max())
     folder = genre if p >= config.min_probability else UNCERTAIN
-    target = Path(_safe(folder)) / rel
+    target = unique_destination(Path(_safe(folder)) / _clean(rel), src, dest, config.mode, claimed)
+    claimed[target] = str(src)
     top3 = "; ".join(f"{g} {q:.2f}" for g, q in result.top(3))
-    placed = Placement(src, st.st_size, st.st_mtime_ns, genre, p, top3, target.as_posix())
+    placed = Placement(src, st.st_size, st.st_mtime_ns, genre, p, top3, target)
     if not config.dry_run:
-        _link_or_copy(src, dest / target, config.mode)
+        try:
+            _link_or_copy(src, dest / target, config.mode)
+        except OSError as err:  # the destination's fault, not the file's: the next files would fail too
+            raise OrganizeError(src, _placing_error(err, dest / target, config.mode)) from None
         if config.write_tags:
             try:
                 write_genre_tag(dest / target, genre)
             except audio.AudioError as err:
                 return dataclasses.replace(placed, error=f"copied, but {err.problem}")
     return placed
+
+
+def unique_destination(target: Path, src: Path, dest: Path, mode: str, claimed: dict[str, str]) -> str:
+    """``target`` (relative to ``dest``, POSIX form) if it is free for ``src``, else
+    ``<stem>~<8 hex digits of the SHA-1 of src's absolute path><suffix>``: the same name on every run.
+
+    A name is free when no other source has it (in this run or, by the log, an earlier one) and
+    no other file is there already (one placed from ``src`` by a run that was killed is ``src``'s).
+    """
+    def free(name: str) -> bool:
+        owner = claimed.get(name)
+        if owner is not None:
+            return owner == str(src)
+        return not os.path.lexists(dest / name) or _placed_from(dest / name, src, mode)
+
+    if free(target.as_posix()):
+        return target.as_posix()
+    tag = hashlib.sha1(str(src.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return target.with_name(f"{target.stem}~{tag}{target.suffix}").as_posix()
+
+
+def _placed_from(path: Path, src: Path, mode: str) -> bool:
+    """Whether ``path`` is ``src``'s copy or link (left by a run killed before it logged it)."""
+    import filecmp
+
+    try:
+        if mode == "symlink":
+            return path.is_symlink() and path.resolve() == src.resolve()
+        if mode == "hardlink":
+            return path.samefile(src)
+        return path.stat().st_size == src.stat().st_size and filecmp.cmp(path, src, shallow=False)
+    except OSError:
+        return False
+
+
+def _clean(rel: Path) -> Path:
+    """``rel`` with control characters (newlines, tabs) in its names replaced by ``_``."""
+    return Path(*(_UNSAFE.sub("_", part) for part in rel.parts))
+
+
+def _placing_error(err: OSError, target: Path, mode: str) -> str:
+    if err.errno == errno.EXDEV:
+        return (f"cannot {mode} it to {target}, which is on another file system "
+                "(use --mode copy or --mode symlink); the files placed so far are kept")
+    return f"cannot {mode} it to {target} ({err.strerror or err}); the files placed so far are kept"
 
 
 def _safe(name: str) -> str:
@@ -164,8 +245,9 @@ def _link_or_copy(src: Path, target: Path, mode: str) -> None:
 
 
 def write_genre_tag(path: Path, genre: str) -> None:
-    """Write ``genre`` into the file's genre tag (ID3 TCON, Vorbis/FLAC GENRE, MP4 ©gen)."""
+    """Write ``genre`` into the file's genre tag (ID3 TCON in MP3, WAV and AIFF; Vorbis/FLAC GENRE; MP4 ©gen)."""
     import mutagen
+    from mutagen.id3 import ID3, TCON
 
     try:
         tagged = mutagen.File(path, easy=True)
@@ -173,15 +255,26 @@ def write_genre_tag(path: Path, genre: str) -> None:
             raise mutagen.MutagenError("no tag format known for this kind of file")
         if tagged.tags is None:
             tagged.add_tags()
-        tagged["genre"] = genre
+        if isinstance(tagged.tags, ID3):  # WAV and AIFF carry a plain ID3 tag, which takes frames, not text
+            tagged.tags.setall("TCON", [TCON(encoding=3, text=[genre])])
+        else:
+            tagged["genre"] = genre
         tagged.save()
     except (mutagen.MutagenError, KeyError, TypeError, ValueError) as err:
         raise audio.AudioDecodeError(path, f"cannot write a genre tag: {err}") from None
 
 
+def _append_journal(dest: Path, placed: Placement) -> None:
+    """One JSON line per file, on disk before the next file starts: what a killed run keeps."""
+    with open(dest / JOURNAL, "a", encoding="utf-8") as f:
+        f.write(json.dumps(placed.row()) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def _write_log(dest: Path, placed: list[Placement]) -> None:
     def write(tmp: Path) -> None:
-        with open(tmp, "w", newline="") as f:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=COLUMNS)
             writer.writeheader()
             writer.writerows(p.row() for p in placed)

@@ -5,14 +5,19 @@ external CDN: the page is self-contained) and a JSON API, ``POST
 /api/predict``, documented at ``/docs``. The model is loaded once, when the
 app is made; predictions run in worker threads, at most ``max_concurrent`` at
 a time, so the server keeps answering while it classifies. Uploads are
-limited in size and checked by content, not by name.
+limited in size (refused from their ``Content-Length`` before they are read,
+or when a chunked body reaches the limit) and checked by content, not by
+name. ``/openapi.json`` declares every status with its body: every error is
+``{"detail": "<one line>"}``, validation errors included.
 """
 from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import io
 import os
+import socket
 import tempfile
 import threading
 import time
@@ -22,12 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from fastapi import FastAPI, HTTPException, UploadFile
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from utils import audio
 from utils.audio.frontend import LogMel
+from utils.errors import FmaGenreError
 from utils.models.predict import Predictor
 
 PAGE = Path(__file__).with_name("static") / "index.html"
@@ -42,24 +50,121 @@ class WebConfig:
     max_concurrent: int = 2
     spectrogram_seconds: float = 30.0
 
+    def __post_init__(self) -> None:
+        for name in ("max_upload_mib", "spectrogram_seconds"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be more than 0, got {getattr(self, name)}")
+        if self.max_concurrent < 1:
+            raise ValueError(f"max_concurrent must be 1 or more, got {self.max_concurrent}")
+
+
+class ServeError(FmaGenreError):
+    """The server cannot start (an address in use, or one this machine does not have)."""
+
+
+class Error(BaseModel):
+    """Every error the API answers: what went wrong, in one line that names the upload."""
+
+    detail: str
+
+
+class Health(BaseModel):
+    status: str
+    model: str
+    genres: list[str]
+    max_upload_mib: float
+
+
+class GenreProbability(BaseModel):
+    genre: str
+    probability: float
+
+
+class Segment(BaseModel):
+    """A run of windows with the same top genre; times in seconds."""
+
+    start: float
+    end: float
+    genre: str
+    probability: float
+
+
+class Prediction(BaseModel):
+    """A track's genre probabilities, its genre over time and a PNG (base64) of its log-Mel spectrogram."""
+
+    path: str
+    genre: str
+    probability: float
+    top: list[GenreProbability]
+    probabilities: dict[str, float]
+    segments: list[Segment]
+    duration: float
+    spectrogram_png: str
+    spectrogram_seconds: float
+
+
+ERRORS = {400: {"model": Error, "description": "a request that is not a multipart form with a file"},
+          413: {"model": Error, "description": "an upload over the size limit"},
+          415: {"model": Error, "description": "not an accepted audio format (checked by content)"},
+          422: {"model": Error, "description": "no file field, or an audio file that cannot be decoded or used"}}
+_FORM_OVERHEAD = 64 * 1024  # multipart boundaries and part headers allowed on top of the file, in bytes
+
+
+class UploadLimit:
+    """ASGI middleware: a request body over ``limit`` bytes gets 413 before it is read.
+
+    A ``Content-Length`` over the limit is answered at once, unread; a body
+    sent without one (chunked) is counted as it arrives and stopped at the limit.
+    """
+
+    def __init__(self, app, limit: int, message: str) -> None:
+        self.app, self.limit, self.message = app, limit, message
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.limit:
+            response = JSONResponse({"detail": self.message}, 413, headers={"Connection": "close"})
+            return await response(scope, receive, send)
+        received = 0
+
+        async def counted():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise HTTPException(413, self.message, headers={"Connection": "close"})
+            return message
+
+        await self.app(scope, counted, send)
+
 
 def create_app(predictor: Predictor, config: WebConfig = WebConfig(), model_name: str = "model") -> FastAPI:
     app = FastAPI(title="fma-genre", version="1", description=__doc__.split("\n\n")[0])
     slots = asyncio.Semaphore(config.max_concurrent)
     limit = int(config.max_upload_mib * 1024 * 1024)
+    too_large = f"file too large (over {config.max_upload_mib:g} MiB)"
+    app.add_middleware(UploadLimit, limit=limit + _FORM_OVERHEAD, message=f"upload: {too_large}")
     logmel = LogMel(predictor.frontend)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, err: RequestValidationError) -> JSONResponse:
+        # one line, like every other error (FastAPI's default is a list of objects)
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or e['loc'][0]}: {e['msg']}" for e in err.errors())
+        return JSONResponse({"detail": f"invalid request: {problems}"}, 422)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:
         return PAGE.read_text()
 
-    @app.get("/api/health")
+    @app.get("/api/health", response_model=Health)
     def health() -> dict:
         """The model's name and genres."""
         return {"status": "ok", "model": model_name, "genres": list(predictor.labels),
                 "max_upload_mib": config.max_upload_mib}
 
-    @app.post("/api/predict")
+    @app.post("/api/predict", response_model=Prediction, responses=ERRORS)
     async def predict(file: UploadFile) -> dict:
         """Classify an uploaded audio file (MP3, WAV, FLAC, Ogg, M4A, AIFF).
 
@@ -78,7 +183,7 @@ def create_app(predictor: Predictor, config: WebConfig = WebConfig(), model_name
                 while chunk := await file.read(1 << 20):
                     size += len(chunk)
                     if size > limit:
-                        raise HTTPException(413, f"{name}: file too large (over {config.max_upload_mib:g} MiB)")
+                        raise HTTPException(413, f"{name}: {too_large}")
                     out.write(chunk)
             async with slots:
                 return await run_in_threadpool(_classify, predictor, logmel, tmp, name, config)
@@ -136,17 +241,39 @@ def running(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Iterator[st
     """
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    sock = listen(host, port)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError(f"the web server did not start on {host}:{port}")
         time.sleep(0.05)
-    bound = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://{host}:{bound}"
+        yield f"http://{host}:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host``:``port`` (0: a free port) and listening, for uvicorn to serve on.
+
+    Raises :class:`ServeError` when the port is taken or the address is not one of this machine's.
+    """
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as err:
+        raise ServeError(f"cannot listen on {host}:{port}: {getattr(err, 'strerror', None) or err}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: restart over TIME_WAIT
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as err:
+        sock.close()
+        why = ("port already in use (is another server running? choose another with --port)"
+               if err.errno == errno.EADDRINUSE else err.strerror or str(err))
+        raise ServeError(f"cannot listen on {host}:{port}: {why}") from None
+    return sock

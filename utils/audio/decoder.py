@@ -66,6 +66,12 @@ class TooShortError(AudioError):
     """The audio is shorter than the minimum the front end accepts."""
 
 
+# Signatures of common files that are not audio, named in the error rather than handed to FFmpeg
+_NOT_AUDIO = {b"PK\x03\x04": "a ZIP archive", b"%PDF": "a PDF document", b"\x89PNG": "a PNG image",
+              b"\xff\xd8\xff": "a JPEG image", b"\x1f\x8b": "a gzip file", b"7z\xbc\xaf": "a 7-Zip archive",
+              b"Rar!": "a RAR archive", b"\x7fELF": "a program (ELF)"}
+
+
 def sniff(path: str | os.PathLike) -> str:
     """Identify a file's audio container from its first bytes.
 
@@ -275,6 +281,12 @@ def _open_av(path, fmt: str, offset: float, duration: float | None,
              block_frames: int) -> tuple[int, Iterator[np.ndarray]]:
     import av
 
+    if fmt == "unknown":  # FFmpeg would probe it, and may find "audio" in, say, a ZIP of MP3s
+        with open(path, "rb") as f:
+            head = f.read(8)
+        kind = next((k for sig, k in _NOT_AUDIO.items() if head.startswith(sig)), None)
+        if kind:
+            raise NotAudioError(path, f"not an audio file: {kind} (starts with {head!r})")
     try:
         container = av.open(os.fspath(path))
         stream_ = container.streams.audio[0]

@@ -100,18 +100,21 @@ class Summary:
     skipped_shards: int
     skipped_tracks: int
     seconds: float
+    skipped_failures: tuple[tuple[str, str], ...] = ()  # failures that earlier runs recorded in the skipped shards
 
     def __str__(self) -> str:
-        kinds = Counter(err.split(":")[0] for _, err in self.failures)  # the error's class
+        every = self.failures + self.skipped_failures
+        kinds = Counter(err.split(":")[0] for _, err in every)  # the error's class
+        earlier = f", {len(self.skipped_failures)} of them failed" if self.skipped_failures else ""
         lines = [f"{self.n_tracks} tracks: {self.n_ok} extracted ({self.n_windows} windows), "
                  f"{len(self.failures)} failed, {self.skipped_tracks} skipped as done before "
-                 f"({self.skipped_shards} shards), in {self.seconds:.1f} s"]
-        if self.failures:
-            lines.append("failed (recorded in the index with their error): "
+                 f"({self.skipped_shards} shards{earlier}), in {self.seconds:.1f} s"]
+        if every:
+            lines.append(f"{len(every)} failed in all (recorded in the index with their error): "
                          + ", ".join(f"{n} {k}" for k, n in kinds.most_common()))
-            lines += [f"  {tid}: {err}" for tid, err in self.failures[:20]]
-            if len(self.failures) > 20:
-                lines.append(f"  ... and {len(self.failures) - 20} more")
+            lines += [f"  {tid}: {err}" for tid, err in every[:20]]
+            if len(every) > 20:
+                lines.append(f"  ... and {len(every) - 20} more")
         return "\n".join(lines)
 
 
@@ -142,7 +145,7 @@ def extract(tracks: pd.DataFrame, out: str | os.PathLike, fe: FrontEnd = FrontEn
                    failures=tuple(f for r in results for f in r.failures),
                    skipped_shards=len(shards) - len(todo),
                    skipped_tracks=sum(len(s.tracks) for s in shards) - sum(len(s.tracks) for s in todo),
-                   seconds=time.perf_counter() - start)
+                   seconds=time.perf_counter() - start, skipped_failures=earlier_failures(out, shards, todo))
 
 
 def prepare(out: str | os.PathLike, tracks: pd.DataFrame, fe: FrontEnd,
@@ -164,6 +167,22 @@ def prepare(out: str | os.PathLike, tracks: pd.DataFrame, fe: FrontEnd,
     for tmp in (out / "shards").glob("*.tmp"):  # left by killed writers; never committed
         tmp.unlink()
     return [Shard(int(n), rows.reset_index(drop=True)) for n, rows in plan.groupby("shard")]
+
+
+def read_result(out: str | os.PathLike, shard: Shard) -> ShardResult:
+    """What :func:`write_shard` did for a committed shard, read back from its index."""
+    index = pd.read_csv(Path(out) / "shards" / f"{shard.name}.csv", keep_default_na=False,
+                        dtype={"track_id": "str", "status": "str", "error": "str"})
+    failed = index[index.status == "failed"]
+    return ShardResult(shard.number, len(index) - len(failed), int(index.n_windows.sum()),
+                       tuple(zip(failed.track_id, failed.error)))
+
+
+def earlier_failures(out: str | os.PathLike, shards: list[Shard], todo: list[Shard]
+                     ) -> tuple[tuple[str, str], ...]:
+    """The failures recorded in the shards of ``shards`` not in ``todo`` (committed by an earlier run)."""
+    now = {s.number for s in todo}
+    return tuple(f for s in shards if s.number not in now for f in read_result(out, s).failures)
 
 
 def is_done(out: str | os.PathLike, shard: Shard) -> bool:

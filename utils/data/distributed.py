@@ -118,7 +118,8 @@ def extract(tracks: pd.DataFrame, out: str | os.PathLike, fe: FrontEnd = FrontEn
                           n_windows=sum(r.n_windows for r in results),
                           failures=tuple(f for r in results for f in r.failures),
                           skipped_shards=len(shards) - len(todo), skipped_tracks=n_tracks - n_todo,
-                          seconds=time.perf_counter() - start, failed_shards=failed_shards)
+                          seconds=time.perf_counter() - start, failed_shards=failed_shards,
+                          skipped_failures=cache.earlier_failures(out, shards, todo))
 
 
 def _run(client: Client, out: Path, fe: FrontEnd, todo: list[cache.Shard], prefetch: int, progress: bool,
@@ -169,11 +170,7 @@ def write_shard_once(out: str | os.PathLike, fe: FrontEnd, shard: cache.Shard,
                            "file system at the same path on every worker")
     if not cache.is_done(out, shard):
         return cache.write_shard(out, fe, shard, None, prefetch)
-    index = pd.read_csv(Path(out) / "shards" / f"{shard.name}.csv", keep_default_na=False,
-                        dtype={"track_id": "str", "status": "str", "error": "str"})
-    failed = index[index.status == "failed"]
-    return cache.ShardResult(shard.number, len(index) - len(failed), int(index.n_windows.sum()),
-                             tuple(zip(failed.track_id, failed.error)))
+    return cache.read_result(out, shard)
 
 
 @contextmanager

@@ -15,6 +15,11 @@ already done:
   kept, never silently deleted or reused.
 - Extraction writes into ``.<name>.extracting/`` and renames the finished
   folder into place; a rerun skips members already written in full.
+- Nothing hangs: a server that does not answer fails within ``timeout_s``
+  (15 s); a failed name lookup, a refused connection or a silent server are
+  reported at once, not retried. A connection lost midway is retried,
+  resuming, with a line saying so; progress shows bytes and speed (a line
+  every 10 s when standard error is not a terminal).
 - Free space is checked against the archive size before writing, and a full
   disk during a write (``ENOSPC``) becomes a :class:`DiskFullError` that
   says the download resumes once space is freed.
@@ -28,6 +33,7 @@ import hashlib
 import http.client
 import os
 import shutil
+import socket
 import sys
 import time
 import urllib.error
@@ -45,6 +51,7 @@ from utils.errors import FmaGenreError
 BASE_URL = "https://os.unil.cloud.switch.ch/fma/"  # published in the mdeff/fma README
 MiB, GiB = 1 << 20, 1 << 30
 _CHUNK_BYTES = 1 << 20  # read / hash block: 1 MiB
+TIMEOUT_S = 15.0  # connecting, and waiting for each read: a server silent this long has failed
 # Failures worth a retry that resumes where the bytes stopped.
 _TRANSIENT = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)
 
@@ -100,7 +107,7 @@ class ExtractError(DownloadError):
 
 def download(archive: Archive | str, dest: str | os.PathLike = "data", *, extract: bool = True,
              base_url: str = BASE_URL, retries: int = 5, backoff_s: float = 2.0,
-             progress: bool = True) -> Path:
+             timeout_s: float = TIMEOUT_S, progress: bool = True) -> Path:
     """Download, verify and (by default) unpack an archive into ``dest``.
 
     Parameters
@@ -111,6 +118,7 @@ def download(archive: Archive | str, dest: str | os.PathLike = "data", *, extrac
     base_url : server (or mirror) holding ``<name>.zip``
     retries : reconnections after a dropped connection, each resuming the download
     backoff_s : wait before retry ``k`` is ``k * backoff_s`` seconds
+    timeout_s : seconds to connect, and to wait for each read, before giving up
 
     Returns the unpacked folder, or the verified ``.zip`` when ``extract`` is
     false. Raises :class:`DownloadError` (or a subclass) with the reason.
@@ -125,17 +133,20 @@ def download(archive: Archive | str, dest: str | os.PathLike = "data", *, extrac
         return folder  # unpacked by an earlier run (extraction renames it into place last)
     path = fetch(urljoin(base_url, archive.filename), dest / archive.filename, archive.sha1,
                  size_hint=archive.approx_bytes, retries=retries, backoff_s=backoff_s,
-                 progress=progress)
+                 timeout_s=timeout_s, progress=progress)
     return unzip(path, dest, progress=progress) if extract else path
 
 
 def fetch(url: str, path: str | os.PathLike, sha1: str, *, size_hint: int | None = None,
-          retries: int = 5, backoff_s: float = 2.0, progress: bool = True) -> Path:
+          retries: int = 5, backoff_s: float = 2.0, timeout_s: float = TIMEOUT_S,
+          progress: bool = True) -> Path:
     """Download ``url`` to ``path``, resumably, and check its SHA-1 (hex).
 
     An existing ``path`` is only verified. Bytes arrive in ``<path>.part``,
     which a later call resumes. ``size_hint`` (bytes) serves the free-space
-    check and progress bar when the server sends no length.
+    check and progress bar when the server sends no length. A connection
+    lost midway is retried ``retries`` times; a server that cannot be
+    reached or does not answer within ``timeout_s`` seconds is not.
     """
     path = Path(path)
     if urlsplit(url).scheme not in ("http", "https"):
@@ -150,16 +161,19 @@ def fetch(url: str, path: str | os.PathLike, sha1: str, *, size_hint: int | None
     part = path.with_name(path.name + ".part")
     for attempt in range(retries + 1):
         try:
-            got = _resume(url, part, size_hint, progress)
+            got = _resume(url, part, size_hint, timeout_s, progress)
             break
         except _TRANSIENT as err:
             if isinstance(err, urllib.error.HTTPError) and err.code < 500:
                 raise DownloadError(f"{url}: HTTP {err.code} {err.reason}") from err
+            held = part.stat().st_size if part.exists() else 0
             if attempt == retries:
-                held = part.stat().st_size if part.exists() else 0
-                raise DownloadError(f"{url}: connection failed {retries + 1} times ({err}); "
-                                    f"{part} holds {held:,} bytes: run again to resume") from err
-            time.sleep(backoff_s * (attempt + 1))
+                raise DownloadError(f"{url}: connection failed {retries + 1} times ({_reason(err)}); "
+                                    f"{_kept(part)}") from err
+            wait = backoff_s * (attempt + 1)
+            print(f"{url}: connection lost ({_reason(err)}) with {size_text(held)} downloaded; "
+                  f"retry {attempt + 1} of {retries} in {wait:g} s", file=sys.stderr)
+            time.sleep(wait)
     if got != sha1:
         kept = path.with_name(path.name + ".sha1-mismatch")
         os.replace(part, kept)
@@ -169,15 +183,18 @@ def fetch(url: str, path: str | os.PathLike, sha1: str, *, size_hint: int | None
     return path
 
 
-def _resume(url: str, part: Path, size_hint: int | None, progress: bool) -> str:
+def _resume(url: str, part: Path, size_hint: int | None, timeout_s: float, progress: bool) -> str:
     """Fetch the rest of ``url`` into ``part``; return the whole file's SHA-1."""
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
     try:
-        response = urllib.request.urlopen(request, timeout=60)
+        response = urllib.request.urlopen(request, timeout=timeout_s)
     except urllib.error.HTTPError as err:
         if err.code == 416 and have:  # nothing after byte `have`: the part is complete
             return sha1_of(part, progress)
+        raise
+    except (urllib.error.URLError, OSError) as err:
+        _raise_if_unreachable(url, err, timeout_s, part)
         raise
     with response:
         if have and not _continues_at(response, have):
@@ -198,6 +215,32 @@ def _resume(url: str, part: Path, size_hint: int | None, progress: bool) -> str:
     if length and size != total:
         raise http.client.IncompleteRead(b"", total - size)
     return digest.hexdigest()
+
+
+def _raise_if_unreachable(url: str, err: Exception, timeout_s: float, part: Path) -> None:
+    """Raise :class:`DownloadError` for a failure to reach the server, which a retry would only repeat:
+    a failed name lookup, a refused connection, no answer within ``timeout_s``."""
+    reason = err.reason if isinstance(err, urllib.error.URLError) else err
+    where = urlsplit(url).netloc
+    if isinstance(reason, socket.gaierror):
+        raise DownloadError(f"{url}: cannot find the server {urlsplit(url).hostname} ({reason.strerror}): "
+                            f"check the address and the network; {_kept(part)}") from err
+    if isinstance(reason, ConnectionRefusedError):
+        raise DownloadError(f"{url}: {where} refused the connection (no server on that port); "
+                            f"{_kept(part)}") from err
+    if isinstance(reason, TimeoutError):
+        raise DownloadError(f"{url}: no answer from {where} within {timeout_s:g} s (try again later, "
+                            f"or another mirror with --base-url); {_kept(part)}") from err
+
+
+def _kept(part: Path) -> str:
+    """What a failed download leaves on disk, for its message."""
+    held = part.stat().st_size if part.exists() else 0
+    return f"{part} holds {held:,} bytes: run again to resume" if held else "nothing is downloaded yet"
+
+
+def _reason(err: Exception) -> str:
+    return str(err.reason if isinstance(err, urllib.error.URLError) else err) or type(err).__name__
 
 
 def _continues_at(response: http.client.HTTPResponse, have: int) -> bool:
@@ -293,9 +336,37 @@ def _extract_member(zf: zipfile.ZipFile, member: zipfile.ZipInfo, work: Path) ->
         raise
 
 
-def _bar(total: int | None, initial: int, desc: str, progress: bool) -> tqdm:
+def _bar(total: int | None, initial: int, desc: str, progress: bool) -> tqdm | _Lines:
+    """Progress in bytes and bytes per second: a bar on a terminal, else a line every 10 s and at the end."""
+    if progress and not sys.stderr.isatty():
+        return _Lines(total, initial, desc)
     return tqdm(total=total, initial=initial, desc=desc, unit="B", unit_scale=True,
                 unit_divisor=1024, disable=not progress or None, file=sys.stderr)
+
+
+class _Lines:
+    """:func:`_bar` for logs: ``desc: 120.0 MiB of 7.2 GiB (1.6 %), 5.3 MiB/s`` lines."""
+
+    def __init__(self, total: int | None, initial: int, desc: str, every_s: float = 10.0) -> None:
+        self.total, self.initial, self.n, self.desc, self.every_s = total, initial, initial, desc, every_s
+        self.start = self.shown = time.monotonic()
+
+    def update(self, n: int) -> None:
+        self.n += n
+        if time.monotonic() - self.shown >= self.every_s:
+            self._show()
+
+    def _show(self) -> None:
+        self.shown = time.monotonic()
+        speed = (self.n - self.initial) / max(self.shown - self.start, 1e-6)
+        of = f" of {size_text(self.total)} ({100 * self.n / self.total:.1f} %)" if self.total else ""
+        print(f"{self.desc}: {size_text(self.n)}{of}, {size_text(speed)}/s", file=sys.stderr)
+
+    def __enter__(self) -> _Lines:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._show()
 
 
 def size_text(n_bytes: int) -> str:

@@ -9,7 +9,6 @@ one batch of windows. A track's probabilities are the mean of its windows'.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from utils import audio
 from utils.models.calibration import apply_temperature, log_probs
+from utils.models.pool import imap
 from utils.models.runtime import cpu_count
 from utils.audio.frontend import FrontEnd, LogMel, stream_windows
 
@@ -149,8 +149,8 @@ class Predictor:
             yield from ((p, one(p)) for p in paths)
             return
         yield paths[0], one(paths[0])  # a Keras model's first call builds its graph: once, alone
-        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="predict") as pool:
-            yield from zip(paths[1:], pool.map(one, paths[1:]))
+        # daemon threads, a few files ahead: Ctrl-C does not wait for the files in flight
+        yield from zip(paths[1:], imap(one, paths[1:], jobs, name="predict"))
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "default.keras"
 

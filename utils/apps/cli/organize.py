@@ -48,8 +48,10 @@ def run(args: argparse.Namespace) -> int:
             folder = p.destination.split("/", 1)[0]
             counts[folder] = counts.get(folder, 0) + 1
     verb = "would place" if args.dry_run else "placed"
+    resumed = sum(p.resumed for p in placed)
     print(f"{verb} {sum(counts.values())} of {len(placed)} files under {args.dest}: "
-          + ", ".join(f"{g} {n}" for g, n in sorted(counts.items())))
+          + ", ".join(f"{g} {n}" for g, n in sorted(counts.items()))
+          + (f" ({resumed} done by an earlier run, not classified again)" if resumed else ""))
     for p in failed:
         print(f"failed: {p.source}: {p.error}", file=sys.stderr)
     return 1 if failed else 0

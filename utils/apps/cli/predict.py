@@ -11,7 +11,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from utils import audio
-from utils.atomic import write_text
+from utils.atomic import check_writable, write_text
+from utils.errors import FmaGenreError
 
 MODEL_HELP = "a .keras model with its .card.json (default: the shipped models/default.keras)"
 RUNTIME_HELP = ("auto (default): the model's exported .onnx on ONNX Runtime, re-exported if stale, else Keras; "
@@ -42,38 +43,54 @@ def run(args: argparse.Namespace) -> int:
     from utils.models.predict import load_predictor
 
     files = audio.find_audio(args.paths)
-    predictor = load_predictor(args.model, args.runtime, jobs=args.jobs)
-    results, failed = [], []
-    progress = tqdm(predictor.predict_files(files, jobs=args.jobs), total=len(files), unit="file",
-                    disable=None, file=sys.stderr)
-    for path, result in progress:
-        (failed if isinstance(result, audio.AudioError) else results).append(result)
-    if args.format == "table":
-        text = _table(results, args.segments)
-    elif args.format == "json":
-        text = json.dumps([_with_segments(r, args.segments) for r in results], indent=2) + "\n"
-    else:
-        text = _csv(results, predictor.labels)
+    if not files:
+        raise FmaGenreError(f"no audio files ({', '.join(audio.AUDIO_EXTENSIONS)}) under {' '.join(args.paths)}")
     if args.output:
-        write_text(args.output, text)
-        print(f"{len(results)} predictions written to {args.output}")
+        check_writable(args.output)  # before the work, not after it
+    predictor = load_predictor(args.model, args.runtime, jobs=args.jobs)
+    outcomes = []  # (path, prediction or error), in the order of the files
+    for path, result in tqdm(predictor.predict_files(files, jobs=args.jobs), total=len(files), unit="file",
+                             disable=None, file=sys.stderr):
+        outcomes.append((path, result))
+    failed = [r for _, r in outcomes if isinstance(r, audio.AudioError)]
+    if args.format == "table":
+        text = _table(outcomes, args.segments)
+    elif args.format == "json":
+        text = json.dumps([_json(p, r, args.segments) for p, r in outcomes], indent=2) + "\n"
     else:
-        sys.stdout.write(text)
+        text = _csv(outcomes, predictor.labels)
     for err in failed:
         print(f"failed: {err}", file=sys.stderr)
+    if not args.output:
+        sys.stdout.write(text)
+        return 1 if failed else 0
+    try:
+        write_text(args.output, text)
+    except OSError as err:  # the results are not lost: they go to standard output
+        sys.stdout.write(text)
+        raise FmaGenreError(args.output, f"cannot write it ({err.strerror or err}); "
+                                         "the results went to standard output instead") from None
+    print(f"{len(outcomes) - len(failed)} predictions and {len(failed)} failures written to {args.output}")
     return 1 if failed else 0
 
-def _with_segments(result, segments: bool) -> dict:
+
+def _json(path: Path, result, segments: bool) -> dict:
+    if isinstance(result, audio.AudioError):
+        return {"path": str(path), "error": result.problem}
     d = result.to_dict()
     if segments:
         d["segments"] = [{"start": s, "end": e, "genre": g, "probability": p} for s, e, g, p in result.segments()]
+    d["error"] = None
     return d
 
 
-def _table(results, segments: bool) -> str:
+def _table(outcomes, segments: bool) -> str:
     lines = [f"{'track':<40} {'genre':<16} {'prob':>5}  top 3"]
-    for r in results:
-        name = r.path if len(r.path) <= 40 else "..." + r.path[-37:]
+    for path, r in outcomes:
+        name = str(path) if len(str(path)) <= 40 else "..." + str(path)[-37:]
+        if isinstance(r, audio.AudioError):
+            lines.append(f"{name:<40} {'(failed)':<16} {'':>5}  {r.problem}")
+            continue
         top = ", ".join(f"{g} {p:.2f}" for g, p in r.top(3))
         lines.append(f"{name:<40} {r.genre:<16} {r.probabilities.max():5.2f}  {top}")
         if segments:
@@ -81,10 +98,14 @@ def _table(results, segments: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _csv(results, labels) -> str:
+def _csv(outcomes, labels) -> str:
+    """One row per file; a file that could not be classified has empty probabilities and its ``error``."""
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["path", "genre", "probability", *labels])
-    for r in results:
-        writer.writerow([r.path, r.genre, f"{r.probabilities.max():.4f}", *(f"{p:.4f}" for p in r.probabilities)])
+    writer.writerow(["path", "genre", "probability", *labels, "error"])
+    for path, r in outcomes:
+        if isinstance(r, audio.AudioError):
+            writer.writerow([str(path), "", "", *([""] * len(labels)), r.problem])
+        else:
+            writer.writerow([r.path, r.genre, f"{r.probabilities.max():.4f}", *(f"{p:.4f}" for p in r.probabilities), ""])
     return buf.getvalue()

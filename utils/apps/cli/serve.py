@@ -2,9 +2,30 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from utils.apps.cli.predict import MODEL_HELP, RUNTIME_HELP
+
+
+def _number(kind: type, least: float, what: str):
+    """An argparse type: a ``kind`` number of at least ``least`` (bad values: argparse's one-line error, exit 2)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value >= least:  # also refuses NaN
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return value
+    return parse
+
+
+def _port(text: str) -> int:
+    port = _number(int, 0, "0 to 65535")(text)
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"must be 0 to 65535, got {text}")
+    return port
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -13,9 +34,11 @@ def add(sub: argparse._SubParsersAction) -> None:
                                    "spectrogram and genre over time, and POST /api/predict (docs at /docs).")
     p.add_argument("--model", type=Path, help=MODEL_HELP)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="default: 8000")
-    p.add_argument("--max-upload-mib", type=float, default=50.0, help="largest upload in MiB (default: 50)")
-    p.add_argument("--max-concurrent", type=int, default=2, help="predictions at once (default: 2)")
+    p.add_argument("--port", type=_port, default=8000, help="0 to 65535; 0 picks a free one (default: 8000)")
+    p.add_argument("--max-upload-mib", type=_number(float, 1 / 1024, "at least 1/1024 (1 KiB)"), default=50.0,
+                   help="largest upload in MiB (default: 50)")
+    p.add_argument("--max-concurrent", type=_number(int, 1, "1 or more"), default=2,
+                   help="predictions at once (default: 2)")
     p.add_argument("--runtime", choices=("auto", "onnx", "keras"), default="auto", help=RUNTIME_HELP)
     p.set_defaults(run=run)
 
@@ -23,12 +46,20 @@ def add(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from utils.apps.web import ServeError, WebConfig, create_app, listen
     from utils.models.predict import load_predictor
-    from utils.apps.web import WebConfig, create_app
 
-    predictor = load_predictor(args.model, args.runtime, jobs=args.max_concurrent)
-    app = create_app(predictor, WebConfig(args.max_upload_mib, args.max_concurrent),
-                     model_name=Path(args.model or "models/default.keras").stem)
-    print(f"fma-genre: serving on http://{args.host}:{args.port} (API docs at /docs); Ctrl-C stops")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    config = WebConfig(args.max_upload_mib, args.max_concurrent)
+    try:  # before loading the model: a port in use is known at once
+        sock = listen(args.host, args.port)
+    except ServeError as err:
+        print(f"fma-genre serve: error: {err}", file=sys.stderr)
+        return 2
+    with sock:
+        predictor = load_predictor(args.model, args.runtime, jobs=args.max_concurrent)
+        app = create_app(predictor, config, model_name=Path(args.model or "models/default.keras").stem)
+        host, port = sock.getsockname()[:2]
+        print(f"fma-genre: serving on http://{host}:{port} (API docs at /docs); Ctrl-C stops", flush=True)
+        # requests still running 5 s after Ctrl-C or SIGTERM are cut short (their temp files removed)
+        uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5)).run(sockets=[sock])
     return 0

@@ -1,0 +1,109 @@
+"""``fma-genre predict`` when things go wrong: failed files in the output, a folder without audio,
+an output that cannot be written, and Ctrl-C with several jobs."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from utils.apps.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_failed_files_are_in_the_json_with_their_error(tiny_model, sample, tmp_path, capsys):
+    bad = tmp_path / "notes.mp3"
+    bad.write_text("not music")
+    good = sample / "gtzan" / "metal" / "metal.00000.wav"
+    rc = main(["predict", str(good), str(bad), "--model", str(tiny_model), "--format", "json",
+               "--output", str(tmp_path / "p.json")])
+    out, err = capsys.readouterr()
+    rows = json.loads((tmp_path / "p.json").read_text())
+    assert rc == 1 and [r["path"] for r in rows] == [str(good), str(bad)]
+    assert rows[0]["error"] is None and rows[0]["genre"] in ("classical", "metal")
+    assert rows[1] == {"path": str(bad), "error": "not an audio file (starts with b'not musi')"}
+    assert "1 predictions and 1 failures written to" in out and err == f"failed: {bad}: {rows[1]['error']}\n"
+
+
+def test_a_folder_without_audio_is_an_error(tiny_model, tmp_path, capsys):
+    (tmp_path / "readme.txt").write_text("no music here")
+    assert main(["predict", str(tmp_path), "--model", str(tiny_model)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"fma-genre: error: no audio files (.mp3, ") and err.endswith(f" under {tmp_path}\n")
+
+
+def test_an_output_that_is_a_folder_is_refused_before_classifying(tiny_model, sample, tmp_path, capsys):
+    rc = main(["predict", str(sample / "gtzan" / "metal"), "--model", str(tiny_model), "--output", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert rc == 1 and out == "" and err == f"fma-genre: error: {tmp_path}: is a folder: give a file name\n"
+
+
+def test_an_output_on_a_read_only_file_system(tiny_model, sample, read_only_dir, capsys):
+    rc = main(["predict", str(sample / "gtzan" / "metal"), "--model", str(tiny_model), "--format", "csv",
+               "--output", str(read_only_dir / "p.csv")])
+    out, err = capsys.readouterr()
+    assert rc == 1 and "Traceback" not in err
+    assert err == f"fma-genre: error: {read_only_dir}: cannot write there (Read-only file system)\n"
+
+
+def test_results_go_to_stdout_when_the_write_fails_at_the_end(tiny_model, sample, tmp_path, capsys, monkeypatch):
+    """The output's folder was writable at the start and is not at the end (os.replace patched to fail
+    as a file system gone read-only would): the results are printed, not lost, with one line why."""
+    import errno
+
+    from utils import atomic
+
+    def replace(src, dst):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(dst))
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    out_file = tmp_path / "p.csv"
+    rc = main(["predict", str(sample / "gtzan" / "metal"), "--model", str(tiny_model), "--format", "csv",
+               "--output", str(out_file)])
+    out, err = capsys.readouterr()
+    assert rc == 1 and out.splitlines()[0] == "path,genre,probability,classical,metal,error" and len(out.splitlines()) == 3
+    assert err == (f"fma-genre: error: {out_file}: cannot write it (Read-only file system); "
+                   "the results went to standard output instead\n")
+    assert list(tmp_path.iterdir()) == []  # no temporary file left
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("jobs", [1, 2, 4])
+def test_ctrl_c_exits_within_2_s(jobs, tiny_model, gtzan_wavs, tmp_path):
+    """SIGINT once files are being classified; the process (``console``, the program's entry point)
+    must be gone within 2 s."""
+    import numpy as np
+    import soundfile as sf
+
+    y, sr = sf.read(gtzan_wavs[0], dtype="int16")
+    for i in range(6):  # six ten-minute files: minutes of work in flight
+        sf.write(tmp_path / f"long_{i}.wav", np.tile(y, 20), sr)
+    script = ("import sys; from utils.models.predict import Predictor; real = Predictor.predict_file\n"
+              "def announce(self, path, *a, **k):\n"
+              "    print('classifying', path, file=sys.stderr, flush=True); return real(self, path, *a, **k)\n"
+              "Predictor.predict_file = announce\n"
+              "from utils.apps.cli import console; console()\n")
+    proc = subprocess.Popen([sys.executable, "-c", script, "predict", str(tmp_path), "--model", str(tiny_model),
+                             "--jobs", str(jobs)], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started = 0
+    for line in proc.stderr:  # wait until the pool has files in flight (the first alone, then `jobs`)
+        started += line.startswith("classifying")
+        if started >= min(jobs + 1, 3):
+            break
+    time.sleep(0.5)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    try:
+        rc = proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    took = time.monotonic() - sent
+    rest = proc.stderr.read()
+    assert took < 2, f"--jobs {jobs}: exited {took:.1f} s after Ctrl-C"
+    assert rc == 130 and "fma-genre: interrupted" in rest and "Traceback" not in rest
