@@ -297,6 +297,6 @@ def test_progress_lines_and_retry_messages_in_a_log(serve, payload, tmp_path, ca
     srv = serve("fma_test.zip", payload, cuts=1)
     dl.fetch(srv.base_url + "fma_test.zip", tmp_path / "a.zip", archive(payload).sha1, retries=1, backoff_s=0)
     err = capsys.readouterr().err  # not a terminal: lines, not a bar
-    assert f"connection lost" in err and "with 0.7 MiB downloaded; retry 1 of 1" in err
+    assert "connection lost" in err and "with 0.7 MiB downloaded; retry 1 of 1" in err
     assert f"a.zip.part: {dl.size_text(len(payload))} of {dl.size_text(len(payload))} (100.0 %), " in err
     assert "MiB/s" in err

@@ -35,7 +35,7 @@ def test_a_folder_without_audio_is_an_error(tiny_model, tmp_path, capsys):
     (tmp_path / "readme.txt").write_text("no music here")
     assert main(["predict", str(tmp_path), "--model", str(tiny_model)]) == 1
     out, err = capsys.readouterr()
-    assert out == "" and err.startswith(f"fma-genre: error: no audio files (.mp3, ") and err.endswith(f" under {tmp_path}\n")
+    assert out == "" and err.startswith("fma-genre: error: no audio files (.mp3, ") and err.endswith(f" under {tmp_path}\n")
 
 
 def test_an_output_that_is_a_folder_is_refused_before_classifying(tiny_model, sample, tmp_path, capsys):
