@@ -38,6 +38,15 @@ def test_a_folder_without_audio_is_an_error(tiny_model, tmp_path, capsys):
     assert out == "" and err.startswith("fma-genre: error: no audio files (.mp3, ") and err.endswith(f" under {tmp_path}\n")
 
 
+@pytest.mark.parametrize("command", ["predict", "organize"])
+def test_jobs_below_one_is_refused_at_start(command, tmp_path, capsys):
+    args = [command, str(tmp_path)] + ([str(tmp_path / "dest")] if command == "organize" else []) + ["--jobs", "0"]
+    with pytest.raises(SystemExit) as done:
+        main(args)
+    assert done.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith("argument --jobs: must be at least 1, got 0")
+
+
 def test_an_output_that_is_a_folder_is_refused_before_classifying(tiny_model, sample, tmp_path, capsys):
     rc = main(["predict", str(sample / "gtzan" / "metal"), "--model", str(tiny_model), "--output", str(tmp_path)])
     out, err = capsys.readouterr()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from utils.apps.cli.features import positive_int
+from utils.apps.cli.arguments import positive_int
 from utils.data.splits import cv_folds
 from utils.evaluation.baselines import make_baselines, repeated_cv, summarize_cv
 from utils.evaluation.features import load_features

@@ -9,16 +9,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from utils import audio
+from utils.apps.cli.arguments import positive_int
 from utils.errors import FmaGenreError
 from utils.evaluation.features import FeatureConfig, columns, features_table, load_features, save_features
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def add(sub: argparse._SubParsersAction) -> None:

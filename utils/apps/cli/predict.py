@@ -11,6 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from utils import audio
+from utils.apps.cli.arguments import positive_int
 from utils.atomic import check_writable, write_text
 from utils.errors import FmaGenreError
 
@@ -23,7 +24,7 @@ JOBS_HELP = "files decoded and classified at once (default: one per core)"
 def add_runtime_options(p: argparse.ArgumentParser) -> None:
     """``--runtime`` and ``--jobs``, shared by predict and organize."""
     p.add_argument("--runtime", choices=("auto", "onnx", "keras"), default="auto", help=RUNTIME_HELP)
-    p.add_argument("--jobs", type=int, help=JOBS_HELP)
+    p.add_argument("--jobs", type=positive_int, help=JOBS_HELP)
 
 
 def add(sub: argparse._SubParsersAction) -> None:

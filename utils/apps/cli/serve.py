@@ -5,27 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from utils.apps.cli.arguments import number, port
 from utils.apps.cli.predict import MODEL_HELP, RUNTIME_HELP
-
-
-def _number(kind: type, least: float, what: str):
-    """An argparse type: a ``kind`` number of at least ``least`` (bad values: argparse's one-line error, exit 2)."""
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not value >= least:  # also refuses NaN
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
-        return value
-    return parse
-
-
-def _port(text: str) -> int:
-    port = _number(int, 0, "0 to 65535")(text)
-    if port > 65535:
-        raise argparse.ArgumentTypeError(f"must be 0 to 65535, got {text}")
-    return port
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -34,10 +15,10 @@ def add(sub: argparse._SubParsersAction) -> None:
                                    "spectrogram and genre over time, and POST /api/predict (docs at /docs).")
     p.add_argument("--model", type=Path, help=MODEL_HELP)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    p.add_argument("--port", type=_port, default=8000, help="0 to 65535; 0 picks a free one (default: 8000)")
-    p.add_argument("--max-upload-mib", type=_number(float, 1 / 1024, "at least 1/1024 (1 KiB)"), default=50.0,
+    p.add_argument("--port", type=port, default=8000, help="0 to 65535; 0 picks a free one (default: 8000)")
+    p.add_argument("--max-upload-mib", type=number(float, 1 / 1024, "at least 1/1024 (1 KiB)"), default=50.0,
                    help="largest upload in MiB (default: 50)")
-    p.add_argument("--max-concurrent", type=_number(int, 1, "1 or more"), default=2,
+    p.add_argument("--max-concurrent", type=number(int, 1, "1 or more"), default=2,
                    help="predictions at once (default: 2)")
     p.add_argument("--runtime", choices=("auto", "onnx", "keras"), default="auto", help=RUNTIME_HELP)
     p.set_defaults(run=run)
