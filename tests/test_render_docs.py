@@ -28,6 +28,12 @@ def test_readme_embeds_the_benchmark_and_experiment_reports():
     assert {f"reports/{name}.md" for name in names} <= embedded
 
 
+@pytest.mark.parametrize("doc", render_docs.DOCS)
+def test_every_block_has_a_script_that_renders_it_from_json(doc):
+    embedded = {file for file, _ in render_docs.blocks((ROOT / doc).read_text())}
+    assert embedded <= {f"reports/{name}.md" for name in render_docs.RENDERERS}, sorted(embedded)
+
+
 @pytest.mark.parametrize("name", sorted(render_docs.RENDERERS))
 def test_each_report_is_what_its_script_renders_from_its_json(name):
     reports = ROOT / "reports"
