@@ -92,9 +92,13 @@ def test_ctrl_c_exits_within_2_s(jobs, tiny_model, gtzan_wavs, tmp_path):
     y, sr = sf.read(gtzan_wavs[0], dtype="int16")
     for i in range(6):  # six ten-minute files: minutes of work in flight
         sf.write(tmp_path / f"long_{i}.wav", np.tile(y, 20), sr)
-    script = ("import sys; from utils.models.predict import Predictor; real = Predictor.predict_file\n"
+    # Each file is classified for real, then held in flight for 5 s, so the signal lands while the pool
+    # is busy however fast the runtime is (ONNX Runtime on a tiny model can finish ten minutes of audio
+    # within the half second we wait).
+    script = ("import sys, time; from utils.models.predict import Predictor; real = Predictor.predict_file\n"
               "def announce(self, path, *a, **k):\n"
-              "    print('classifying', path, file=sys.stderr, flush=True); return real(self, path, *a, **k)\n"
+              "    print('classifying', path, file=sys.stderr, flush=True); out = real(self, path, *a, **k)\n"
+              "    time.sleep(5); return out\n"
               "Predictor.predict_file = announce\n"
               "from utils.apps.cli import console; console()\n")
     proc = subprocess.Popen([sys.executable, "-c", script, "predict", str(tmp_path), "--model", str(tiny_model),
