@@ -34,7 +34,8 @@ def ctrl_c_seconds(jobs: int, folder: Path) -> float:
               "Predictor.predict_file = announce\nfrom utils.apps.cli import console; console()\n")
     proc = subprocess.Popen([sys.executable, "-c", script, "predict", str(folder), "--jobs", str(jobs)],
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,  # SIGINT as in a terminal, even from `probe &`
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     started = 0
     for line in proc.stderr:
         started += line.startswith("classifying")

@@ -103,7 +103,10 @@ def test_ctrl_c_exits_within_2_s(jobs, tiny_model, gtzan_wavs, tmp_path):
               "from utils.apps.cli import console; console()\n")
     proc = subprocess.Popen([sys.executable, "-c", script, "predict", str(tmp_path), "--model", str(tiny_model),
                              "--jobs", str(jobs)], env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # as in a terminal: a runner started in the background (CI, `cmd &`)
+                            # passes SIGINT on ignored, and Python then never raises KeyboardInterrupt
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     started = 0
     for line in proc.stderr:  # wait until the pool has files in flight (the first alone, then `jobs`)
         started += line.startswith("classifying")
