@@ -45,20 +45,27 @@ def _log_u(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
+def _steep(rng: np.random.Generator, make: Callable[[], object]) -> list:
+    """One to four copies of a first-order filter in series: slopes of 6 to 24 dB per octave, from a
+    gentle tone control to the steep band edge of a small speaker, a telephone line or a codec."""
+    return [make() for _ in range(int(rng.integers(1, 5)))]
+
+
 def _eq(y, sr, rng):
     import pedalboard as pb
 
     nyq = sr / 2
     choice = rng.integers(4)
     if choice == 0:  # band limit: small speakers, telephones, old radios
-        return _board(y, sr, pb.HighpassFilter(_log_u(rng, 60, 600)),
-                      pb.LowpassFilter(min(_log_u(rng, 2500, 7500), 0.95 * nyq)))
+        high, low = _log_u(rng, 60, 600), min(_log_u(rng, 2500, 7500), 0.95 * nyq)
+        return _board(y, sr, *_steep(rng, lambda: pb.HighpassFilter(high)), *_steep(rng, lambda: pb.LowpassFilter(low)))
     if choice == 1:  # tilted tone: bass boost or cut and treble boost or cut
         return _board(y, sr, pb.LowShelfFilter(_log_u(rng, 80, 300), _u(rng, -12, 12)),
                       pb.HighShelfFilter(min(_log_u(rng, 2000, 6000), 0.9 * nyq), _u(rng, -12, 12)))
     if choice == 2:  # a resonant peak or notch
         return _board(y, sr, pb.PeakFilter(_log_u(rng, 150, 5000), _u(rng, -15, 15), _u(rng, 0.5, 4)))
-    return _board(y, sr, pb.LowpassFilter(min(_log_u(rng, 1500, 5000), 0.95 * nyq)))  # muffled
+    low = min(_log_u(rng, 1500, 5000), 0.95 * nyq)  # muffled
+    return _board(y, sr, *_steep(rng, lambda: pb.LowpassFilter(low)))
 
 
 def _dynamics(y, sr, rng):
