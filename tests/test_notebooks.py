@@ -34,7 +34,7 @@ OUTPUT_LIMIT = 10_000  # bytes of outputs a committed notebook may carry
 FILE_LIMIT = 64 * 1024
 EXECUTED_LIMIT = 3 * 1024 * 1024  # bytes of all five executed copies together
 # knobs a notebook keeps at its own default (the pipeline does not set them)
-NOTEBOOK_ONLY = {"model", "balancing", "growth_model", "growth_steps", "n_examples"}
+NOTEBOOK_ONLY = {"model", "balancing", "growth_model", "growth_steps", "n_examples", "transfer"}
 QUICK = PipelineConfig(quick=True)  # what the session's sample_run fixture (conftest.py) runs
 
 
