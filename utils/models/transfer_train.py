@@ -175,14 +175,13 @@ def _augmented(y: np.ndarray, path: Path, copy: int, seed: int) -> np.ndarray:
     return y if copy == 0 else RandomChain()(y, FRONTEND.sample_rate, hash_seed(path, copy, seed))
 
 
-def embed_files(paths: list[Path], folder: Path, copies: int | Sequence[int], seed: int = 0,
+def embed_files(paths: list[Path], folder: Path, copies: Sequence[int], seed: int = 0,
                 log: Callable[[str], None] = print) -> dict[Path, list[np.ndarray] | audio.AudioError]:
     """Per file: ``[clean, copy 1, ...]`` window embeddings ``(n_windows, 953)``, cached in ``folder``;
     a file that cannot be used maps to its :class:`utils.audio.AudioError`. ``copies``: augmented
-    copies of every file, or of each file (a sequence aligned with ``paths``)."""
+    copies of each file (aligned with ``paths``)."""
     from utils.models.musicnn import MusicnnEmbedder
 
-    copies = [copies] * len(paths) if isinstance(copies, int) else list(copies)
     embedder, out = None, {}
     for n, (path, n_copies) in enumerate(zip(paths, copies)):
         if not path.is_file():
