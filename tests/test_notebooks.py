@@ -188,7 +188,8 @@ def test_pipeline_writes_reports_and_figures_with_stable_names(sample_run):
     assert card["architecture"] == chosen["best"] and len(card["labels"]) == 10
     transfer = chosen["transfer"]  # musicnn on the CNNs' split, beside them in 04's table
     assert transfer["model"] == "musicnn (transfer)" and transfer["n_test_tracks"] == 10
-    assert json.loads(Path(transfer["model_path"]).with_suffix(".card.json").read_text())["data"]["split"] == split["how"]
+    tuned = json.loads(Path(transfer["model_path"]).with_suffix(".card.json").read_text())
+    assert tuned["data"]["split"] == split["how"]
     assert (root / "models" / "best.keras").stat().st_size > 0
     cached = json.loads((root / "reports" / "spectrograms.json").read_text())
     assert (cached["n_ok"], cached["n_skipped"], cached["n_windows"]) == (20, 0, 400)

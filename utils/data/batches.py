@@ -1,11 +1,12 @@
 """Cached windows as a Keras dataset: ``model.fit`` / ``evaluate`` / ``predict`` on any backend.
 
-:class:`FileWindowDataset` reads windows saved one array per file instead (musicnn's
-fine-tuning, :mod:`utils.models.transfer_train`). :class:`WindowDataset` only reads: windows and their class indices, in a
+:class:`WindowDataset` only reads: windows and their class indices, in a
 reshuffled order per epoch. Targets, class weights and augmentation
 (SpecAugment, mixup) are added in one place, :class:`utils.models.training.Batches`,
-which wraps it during training. Kept apart from :mod:`utils.data.cache` so
-that writing a cache (a Dask worker's job) never imports Keras.
+which wraps it during training. :class:`FileWindowDataset` reads windows saved
+one array per file instead (musicnn's fine-tuning, :mod:`utils.models.transfer_train`).
+Kept apart from :mod:`utils.data.cache` so that writing a cache (a Dask
+worker's job) never imports Keras.
 """
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ def add(sub: argparse._SubParsersAction) -> None:
                         "audio at --root with --metadata (folder, gtzan, fma: musicnn only)")
     p.add_argument("--root", type=Path, help="dataset folder (--dataset folder, gtzan, fma)")
     p.add_argument("--metadata", type=Path, help="FMA's tracks.csv or a flat export (--dataset fma)")
-    p.add_argument("--subset", choices=("small", "medium", "large"), default="medium",
+    p.add_argument("--subset", choices=("small", "medium", "large", "full"), default="medium",
                    help="FMA subset of tracks.csv (default: medium)")
     p.add_argument("--head", choices=("linear", "dense", "ensemble"), default="ensemble",
                    help="musicnn's genre head (default: ensemble, the shipped model's)")
