@@ -34,7 +34,7 @@ OUTPUT_LIMIT = 10_000  # bytes of outputs a committed notebook may carry
 FILE_LIMIT = 64 * 1024
 EXECUTED_LIMIT = 3 * 1024 * 1024  # bytes of all five executed copies together
 # knobs a notebook keeps at its own default (the pipeline does not set them)
-NOTEBOOK_ONLY = {"model", "balancing", "growth_model", "growth_steps", "n_examples"}
+NOTEBOOK_ONLY = {"model", "balancing", "growth_model", "growth_steps", "n_examples", "transfer"}
 QUICK = PipelineConfig(quick=True)  # what the session's sample_run fixture (conftest.py) runs
 
 
@@ -186,6 +186,10 @@ def test_pipeline_writes_reports_and_figures_with_stable_names(sample_run):
     card = json.loads((root / "models" / "best.card.json").read_text())
     chosen = json.loads((root / "reports" / "multiclass_models.json").read_text())
     assert card["architecture"] == chosen["best"] and len(card["labels"]) == 10
+    transfer = chosen["transfer"]  # musicnn on the CNNs' split, beside them in 04's table
+    assert transfer["model"] == "musicnn (transfer)" and transfer["n_test_tracks"] == 10
+    tuned = json.loads(Path(transfer["model_path"]).with_suffix(".card.json").read_text())
+    assert tuned["data"]["split"] == split["how"]
     assert (root / "models" / "best.keras").stat().st_size > 0
     cached = json.loads((root / "reports" / "spectrograms.json").read_text())
     assert (cached["n_ok"], cached["n_skipped"], cached["n_windows"]) == (20, 0, 400)

@@ -1,5 +1,6 @@
-"""`fma-genre train --model musicnn --dataset folder --root DIR`: the transfer model from a labelled folder,
-through the real command line, then served by the prediction path with its card."""
+"""`fma-genre train --model musicnn`: the transfer model from a labelled folder, GTZAN, FMA with its metadata
+or a cache's audio files, frozen or fine-tuned, through the real command line, then served by the prediction
+path with its card; bad input is one line."""
 import json
 import shutil
 import subprocess
@@ -65,3 +66,121 @@ def test_train_says_what_a_cnn_needs(tmp_path):
     done = cli("train", "--out", str(tmp_path / "run"))
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "--cache is needed" in done.stderr.strip().splitlines()[-1]
+
+
+def _last_line(done: subprocess.CompletedProcess) -> str:
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    line = done.stderr.strip().splitlines()[-1]
+    assert line.startswith("fma-genre: error: ")
+    return line
+
+
+def test_train_from_the_gtzan_loader(tmp_path, sample):
+    out = tmp_path / "run"
+    done = cli("train", "--model", "musicnn", "--dataset", "gtzan", "--root", str(sample / "gtzan"),
+               "--classes", "blues", "jazz", "--copies", "0", "--head", "linear", "--out", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    card = json.loads((out / "model.card.json").read_text())
+    assert card["labels"] == ["blues", "jazz"] and card["data"]["source"] == str(sample / "gtzan")
+    assert card["data"]["per_label"] == {"blues": 2, "jazz": 2} and card["data"]["split"] == "all training"
+    assert card["training"]["base"] == "MSD_musicnn, frozen" and "fine_tune" not in card["training"]
+    assert len(list((out / "embeddings").glob("*.npy"))) == 4  # no augmented copies
+
+
+def test_train_from_fma_with_its_metadata(tmp_path, sample):
+    out = tmp_path / "run"
+    done = cli("train", "--model", "musicnn", "--dataset", "fma", "--root", str(sample / "fma" / "audio"),
+               "--metadata", str(sample / "fma" / "metadata" / "fma-rock-vs-hiphop.csv.gz"), "--copies", "0",
+               "--head", "linear", "--out", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    card = json.loads((out / "model.card.json").read_text())
+    assert card["labels"] == ["Hip-Hop", "Rock"] and card["data"]["n_tracks"] == 2  # the labelled clips only
+
+
+def test_train_from_a_cache_uses_its_audio_files(tmp_path, sample):
+    root = tmp_path / "folder"
+    for genre in ("country", "reggae"):
+        shutil.copytree(sample / "gtzan" / genre, root / genre)
+    done = cli("extract", "--dataset", "folder", "--root", str(root), "--out", str(tmp_path / "cache"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = tmp_path / "run"
+    done = cli("train", "--model", "musicnn", "--dataset", "cache", "--cache", str(tmp_path / "cache"),
+               "--copies", "0", "--head", "linear", "--out", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    card = json.loads((out / "model.card.json").read_text())
+    assert card["labels"] == ["country", "reggae"] and card["data"]["source"] == str(tmp_path / "cache")
+    assert card["frontend"]["n_mels"] == 96  # musicnn's own front end, not the cache's spectrograms
+
+    shutil.rmtree(root)  # the cache stays, its audio is gone: one line, no model
+    done = cli("train", "--model", "musicnn", "--dataset", "cache", "--cache", str(tmp_path / "cache"),
+               "--out", str(tmp_path / "run2"))
+    assert "none of its 4 labelled audio files exists" in _last_line(done)
+    assert not (tmp_path / "run2" / "model.keras").exists()
+
+
+def test_fine_tuning_writes_a_model_that_predict_takes(tmp_path, sample):
+    root = tmp_path / "folder"
+    for genre in ("classical", "metal"):
+        shutil.copytree(sample / "gtzan" / genre, root / genre)
+    out = tmp_path / "run"
+    done = cli("train", "--model", "musicnn", "--dataset", "folder", "--root", str(root), "--copies", "1",
+               "--head", "linear", "--fine-tune", "1", "--batch-size", "16", "--out", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    card = json.loads((out / "model.card.json").read_text())
+    tuned = card["training"]["fine_tune"]
+    assert (tuned["epochs"], tuned["learning_rate"], tuned["batch_size"]) == (1, 1e-5, 16)
+    assert len(tuned["history"]["loss"]) == 1 and "fine-tuned" in card["training"]["base"]
+    assert len(list((out / "windows").glob("*.npy"))) == 4 * 2  # the windows it tuned on: clean + 1 copy
+    done = cli("predict", "--model", str(out / "model.keras"), "--format", "json", str(root))
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads(done.stdout)
+    assert sorted(Path(r["path"]).parent.name == r["genre"] for r in rows) == [True] * 4
+
+
+@pytest.mark.parametrize("args, says", [
+    (("--dataset", "fma", "--root", "data/sample/fma/audio"), "--dataset fma needs --metadata"),
+    (("--dataset", "gtzan"), "--dataset gtzan needs --root DIR"),
+    (("--dataset", "gtzan", "--root", "data/sample/gtzan", "--model", "cnn"), "trains the transfer model"),
+    (("--dataset", "cache"), "--dataset cache needs --cache DIR"),
+    (("--dataset", "gtzan", "--root", "data/sample/gtzan", "--classes", "metal"), "at least two labels"),
+    (("--dataset", "folder", "--root", "data/sample/gtzan", "--fine-tune", "-1"), "fine_tune >= 0"),
+])
+def test_bad_input_is_one_line(tmp_path, args, says):
+    done = cli("train", "--model", "musicnn", *args, "--out", str(tmp_path / "run")) if "--model" not in args \
+        else cli("train", *args, "--out", str(tmp_path / "run"))
+    assert says in _last_line(done)
+    assert not (tmp_path / "run" / "model.keras").exists()
+
+
+def test_a_table_keeps_its_own_split_else_a_stratified_one():
+    import pandas as pd
+
+    from utils.models.transfer_train import split_tracks
+
+    ids = [f"{n:03d}" for n in range(40)]
+    table = pd.DataFrame({"track_id": ids, "path": ids, "label": ["a", "b"] * 20,
+                          "split": ["training"] * 30 + ["validation"] * 5 + ["test"] * 5})
+    split, how = split_tracks(table)
+    assert how == "the table's split" and split.test == tuple(ids[35:])
+    split, how = split_tracks(table.assign(split=pd.NA, artist=[f"artist {n // 2}" for n in range(40)]))
+    assert how.startswith("stratified 80/10/10") and "grouped by artist" in how
+    assert (len(split.training), len(split.validation), len(split.test)) == (32, 4, 4)
+    assert not {int(t) // 2 for t in split.training} & {int(t) // 2 for t in split.test}  # no artist in both
+    split, how = split_tracks(table.iloc[:10].assign(split=pd.NA))
+    assert how == "all training" and len(split.training) == 10 and not split.test
+
+
+def test_file_windows_are_streamed_once_per_epoch(tmp_path):
+    import numpy as np
+
+    from utils.data.batches import FileWindowDataset
+
+    files = []
+    for n, count in enumerate((3, 5)):
+        files.append(tmp_path / f"{n}.npy")
+        np.save(files[-1], np.full((count, 4, 2), n, np.float16))
+    data = FileWindowDataset(files, [7, 9], batch_size=3, seed=0)
+    batches = [data[i] for i in range(len(data))]
+    x, y = np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
+    assert len(data) == 3 and x.dtype == np.float32 and x.shape == (8, 4, 2)
+    assert sorted(y.tolist()) == [7] * 3 + [9] * 5 and (x[:, 0, 0] == np.where(y == 7, 0, 1)).all()

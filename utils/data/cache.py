@@ -341,6 +341,13 @@ class Cache:
                        else pd.DataFrame(columns=[*INDEX_COLUMNS, "shard"]))
         self._maps: dict[int, np.ndarray] = {}
 
+    def sources(self) -> pd.DataFrame:
+        """The ok tracks with the audio file each was extracted from (``tracks.csv``, as recorded
+        there): ``track_id``, ``path``, ``label``, ``split``."""
+        paths = _read_csv(self.path / "tracks.csv")[["track_id", "path"]]
+        ok = self.tracks[self.tracks.status == "ok"]
+        return ok[["track_id", "label", "split"]].merge(paths, on="track_id")[["track_id", "path", "label", "split"]]
+
     def windows(self, split: str | Collection[str] | None = None,
                 labels: Collection[str] | None = None,
                 track_ids: Collection[str] | None = None) -> Windows:

@@ -24,6 +24,7 @@ from utils.evaluation.metrics import classification_metrics
 from utils.evaluation.plots import read_history
 from utils.data.splits import Split
 from utils.evaluation.experiment import Outcome, run
+from utils.models.transfer_train import TransferOutcome
 
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "log_loss")
 
@@ -36,6 +37,14 @@ def outcome_row(outcome: Outcome) -> dict:
     return {**{m: t[m] for m in METRICS}, "window_accuracy": outcome.window_metrics["accuracy"],
             "temperature": outcome.temperature, "best_val_loss": outcome.training["best_val_loss"],
             "epochs": outcome.training["epochs"], "n_test_tracks": t["n_samples"]}
+
+
+def transfer_row(outcome: TransferOutcome) -> dict:
+    """:func:`outcome_row`'s track-level test metrics for the musicnn transfer model (no window figures or
+    validation loss: its head trains on embeddings, not through the CNNs' training loop)."""
+    t = classification_metrics(outcome.test_labels, outcome.test_probs, list(outcome.labels))
+    return {"model": "musicnn (transfer)", **{m: t[m] for m in METRICS}, "temperature": outcome.temperature,
+            "n_test_tracks": t["n_samples"]}
 
 
 def plot_comparison(rows: pd.DataFrame, by: str, title: str) -> Figure:

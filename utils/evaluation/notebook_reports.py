@@ -18,6 +18,8 @@ from utils.audio.frontend import FrontEnd
 from utils.data import datasets
 from utils.data.cache import Cache
 from utils.data.splits import SplitPlan
+from utils.evaluation.growth import transfer_row
+from utils.models.transfer_train import TransferOutcome
 
 
 def eda_report(dataset: str, data_root: str | os.PathLike, tracks: pd.DataFrame, labelled: pd.DataFrame,
@@ -77,11 +79,14 @@ def balancing_report(pair: Sequence[str], config, plan: SplitPlan, tracks: pd.Da
 
 
 def models_report(classes: Sequence[str], plan: SplitPlan, epochs: int, batch_size: int, rows: pd.DataFrame,
-                  best: str, best_path: str | os.PathLike) -> dict:
-    """``multiclass_models.json`` (04): each architecture's test row and the one kept (lowest validation loss)."""
+                  best: str, best_path: str | os.PathLike, transfer: TransferOutcome | None = None) -> dict:
+    """``multiclass_models.json`` (04): each architecture's test row and the one kept (lowest validation loss);
+    ``transfer``: the musicnn transfer model's row on the same split (None when it was not trained)."""
     return {"classes": list(classes), "split": plan.how, "epochs": epochs, "batch_size": batch_size,
             "runs": rows.to_dict("records"), "best": best, "selected_by": "lowest validation loss",
-            "best_model": str(Path(best_path).resolve())}
+            "best_model": str(Path(best_path).resolve()),
+            "transfer": None if transfer is None else {**transfer_row(transfer),
+                                                      "model_path": str(transfer.model_path.resolve())}}
 
 
 def growth_report(model: str, order: Sequence[str], plan: SplitPlan, steps: pd.DataFrame) -> dict:

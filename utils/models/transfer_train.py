@@ -1,23 +1,34 @@
-"""Training the musicnn transfer model on a labelled folder ``DIR/<genre>/*``, in minutes on a CPU.
+"""Training the musicnn transfer model on any labelled track table, in minutes on a CPU.
 
-Every file is decoded, copied ``copies`` times through the augmentation
-(:class:`utils.audio.augment.RandomChain`, seeded per file and copy) and
-embedded by the frozen musicnn (per-window ``penultimate`` + ``max_pool``,
-:data:`FRONTEND`: musicnn's spectrogram with per-window level normalisation).
-Each (file, copy) is cached as one ``.npz`` under ``<run>/embeddings/``, named
-by a digest of the file, the front end and the copy, so an interrupted run
-resumes where it stopped and a rerun with another head costs seconds. The
-head(s) are then trained on the training files' windows, the temperature is
-fitted on the validation files and the model is judged once on the test files;
-the result is one Keras window model (musicnn + head) saved with its card,
-which ``predict``, ``organize`` and ``serve`` take with ``--model``.
+The tracks (``track_id``, ``path``, ``label``, optional ``split`` and
+``artist``) come from a labelled folder ``DIR/<genre>/*``, a dataset
+(:func:`utils.data.catalog.load_dataset`: GTZAN, FMA) or the audio files of a
+spectrogram cache (:meth:`utils.data.cache.Cache.sources`); a cache's
+spectrograms are not used, as musicnn needs its own front end (:data:`FRONTEND`:
+musicnn's spectrogram with per-window level normalisation).
+
+Each training file is decoded, copied ``copies`` times through the
+augmentation (:class:`utils.audio.augment.RandomChain`, seeded per file and
+copy) and embedded by the frozen musicnn (per-window ``penultimate`` +
+``max_pool``); validation and test files are embedded clean. Each (file, copy)
+is cached as one ``.npy`` under ``<run>/embeddings/``, named by a digest of the
+file, the front end and the copy, so an interrupted run resumes where it
+stopped and a rerun with another head costs seconds. The head(s) are trained
+on the training files' windows. With ``fine_tune`` epochs the composed model
+(musicnn + head) is then fine-tuned end to end on the log-Mel windows of the
+same (file, copy) pairs, cached as float16 under ``<run>/windows/`` and
+streamed from disk batch by batch (a GPU job beyond a few hundred clips). The
+temperature is fitted on the validation files and the model is judged once on
+the test files (a track's probabilities: the mean over its windows); the result
+is one Keras window model saved with its card, which ``predict``, ``organize``
+and ``serve`` take with ``--model``.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +38,8 @@ import pandas as pd
 from utils import audio
 from utils.atomic import write_atomic
 from utils.audio.augment import RandomChain
-from utils.audio.frontend import MUSICNN
+from utils.audio.frontend import MUSICNN, LogMel, windows
+from utils.data.splits import SPLITS, Split, make_splits, official_split
 from utils.errors import FmaGenreError
 from utils.models.transfer import HeadConfig
 
@@ -49,18 +61,56 @@ class TransferConfig:
     copies : augmented copies of each training file, besides the clean one
     epochs : passes of the head over the training windows
     seed : split, augmentation and initialisation
+    fine_tune : epochs of end-to-end fine-tuning after the head is trained; 0 keeps musicnn frozen
+    fine_tune_learning_rate : Adam's learning rate while fine-tuning
+    fine_tune_batch_size : windows per fine-tuning step
     """
 
     head: str = "ensemble"
     copies: int = 3
     epochs: int = 20
     seed: int = 0
+    fine_tune: int = 0
+    fine_tune_learning_rate: float = 1e-5
+    fine_tune_batch_size: int = 32
 
     def __post_init__(self) -> None:
         if self.head not in HEAD_CHOICES:
             raise ValueError(f"head must be one of {list(HEAD_CHOICES)}, got {self.head!r}")
-        if self.copies < 0 or self.epochs < 1:
-            raise ValueError(f"need copies >= 0 and epochs >= 1, got {self.copies}, {self.epochs}")
+        if self.copies < 0 or self.epochs < 1 or self.fine_tune < 0:
+            raise ValueError(f"need copies >= 0, epochs >= 1 and fine_tune >= 0, "
+                             f"got {self.copies}, {self.epochs}, {self.fine_tune}")
+        if self.fine_tune_learning_rate <= 0 or self.fine_tune_batch_size < 1:
+            raise ValueError("need a positive fine-tuning learning rate and batch size, got "
+                             f"{self.fine_tune_learning_rate}, {self.fine_tune_batch_size}")
+
+
+@dataclass(frozen=True)
+class TransferOutcome:
+    """What :func:`train_tracks` made.
+
+    Attributes
+    ----------
+    model_path : the saved ``.keras`` model (its card beside it)
+    labels : class names, in output order
+    split : how the tracks were split, in words
+    temperature : fitted on the validation tracks (1 when none)
+    metrics : the card's metrics: ``{"test": {"n_tracks", "accuracy"}}`` or ``{"note": why none}``
+    test_labels : class index of each test track, ``(n_test,)``
+    test_probs : calibrated probabilities of each test track, ``(n_test, n_labels)``
+    n_tracks : tracks used (training, validation and test)
+    skipped : why each unusable file was left out
+    """
+
+    model_path: Path
+    labels: tuple[str, ...]
+    split: str
+    temperature: float
+    metrics: dict
+    test_labels: np.ndarray
+    test_probs: np.ndarray
+    n_tracks: int
+    skipped: tuple[str, ...]
 
 
 def labelled_tracks(root: str | os.PathLike, classes: list[str] | None = None) -> pd.DataFrame:
@@ -77,21 +127,68 @@ def labelled_tracks(root: str | os.PathLike, classes: list[str] | None = None) -
     return tracks.reset_index(drop=True)
 
 
+def usable_tracks(tracks: pd.DataFrame, source: str, classes: Sequence[str] | None = None) -> pd.DataFrame:
+    """The labelled rows of ``tracks`` (of ``classes`` when given), re-indexed.
+
+    Raises :class:`FmaGenreError` naming ``source`` when fewer than two labels
+    remain or when none of their audio files exists (a table made on another machine).
+    """
+    tracks = tracks[tracks.label.notna()]
+    if classes:
+        tracks = tracks[tracks.label.isin(classes)]
+    labels = sorted(tracks.label.unique())
+    if len(labels) < 2:
+        raise FmaGenreError(source, f"needs labelled audio files of at least two labels, found {labels}")
+    if not tracks.path.map(lambda p: Path(p).is_file()).any():
+        raise FmaGenreError(source, f"none of its {len(tracks)} labelled audio files exists "
+                                    f"(e.g. {tracks.path.iloc[0]}); were they moved or made on another machine?")
+    return tracks.reset_index(drop=True)
+
+
+def split_tracks(tracks: pd.DataFrame, seed: int = 0) -> tuple[Split, str]:
+    """The split of a track table and how it was made, in words.
+
+    The table's ``split`` column when every row has one (FMA's official split,
+    a cache's split); else a stratified 80/10/10 split
+    (:func:`utils.data.splits.make_splits`, grouped by artist where known) when
+    every label has at least :data:`MIN_PER_CLASS_FOR_SPLIT` tracks; else every
+    track trains and nothing is held out.
+    """
+    if "split" in tracks and tracks.split.notna().all():
+        return official_split(tracks), "the table's split"
+    if tracks.label.value_counts().min() < MIN_PER_CLASS_FOR_SPLIT:
+        return Split(tuple(tracks.track_id), (), ()), "all training"
+    grouped = "artist" in tracks and tracks.artist.notna().any()
+    column = make_splits(tracks if "artist" in tracks else tracks.assign(artist=pd.NA), seed=seed)
+    return (Split(*(tuple(tracks.track_id[column == s]) for s in SPLITS)),
+            f"stratified 80/10/10 (seed {seed}{', grouped by artist' if grouped else ''})")
+
+
 def _digest(path: Path, copy: int) -> str:
     st = path.stat()
     h = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{copy}|{FRONTEND!r}|{LAYERS}".encode())
     return h.hexdigest()[:16]
 
 
-def embed_files(paths: list[Path], folder: Path, copies: int, seed: int = 0,
+def _augmented(y: np.ndarray, path: Path, copy: int, seed: int) -> np.ndarray:
+    """Copy ``copy`` of the samples ``y`` of ``path``: 0 is the clean one."""
+    return y if copy == 0 else RandomChain()(y, FRONTEND.sample_rate, hash_seed(path, copy, seed))
+
+
+def embed_files(paths: list[Path], folder: Path, copies: Sequence[int], seed: int = 0,
                 log: Callable[[str], None] = print) -> dict[Path, list[np.ndarray] | audio.AudioError]:
     """Per file: ``[clean, copy 1, ...]`` window embeddings ``(n_windows, 953)``, cached in ``folder``;
-    a file that cannot be used maps to its :class:`utils.audio.AudioError`."""
+    a file that cannot be used maps to its :class:`utils.audio.AudioError`. ``copies``: augmented
+    copies of each file (aligned with ``paths``)."""
     from utils.models.musicnn import MusicnnEmbedder
 
     embedder, out = None, {}
-    for n, path in enumerate(paths):
-        files = [folder / f"{_digest(path, k)}.npy" for k in range(copies + 1)]
+    for n, (path, n_copies) in enumerate(zip(paths, copies)):
+        if not path.is_file():
+            out[path] = audio.MissingFileError(path, "no such file")
+            log(f"skipped {out[path]}")
+            continue
+        files = [folder / f"{_digest(path, k)}.npy" for k in range(n_copies + 1)]
         if all(f.is_file() for f in files):
             out[path] = [np.load(f) for f in files]
             continue
@@ -100,8 +197,7 @@ def embed_files(paths: list[Path], folder: Path, copies: int, seed: int = 0,
             y = audio.load(path, FRONTEND.sample_rate)
             xs = []
             for k, f in enumerate(files):
-                z = y if k == 0 else RandomChain()(y, FRONTEND.sample_rate, hash_seed(path, k, seed))
-                emb = embedder.samples(z, str(path))
+                emb = embedder.samples(_augmented(y, path, k, seed), str(path))
                 xs.append(np.concatenate([emb[name] for name in LAYERS], axis=1))
                 write_atomic(f, lambda tmp, x=xs[-1]: _save(tmp, x))
             out[path] = xs
@@ -110,6 +206,27 @@ def embed_files(paths: list[Path], folder: Path, copies: int, seed: int = 0,
             log(f"skipped {err}")
         if (n + 1) % 10 == 0:
             log(f"embedded {n + 1} of {len(paths)} files")
+    return out
+
+
+def window_files(paths: list[Path], folder: Path, copies: Sequence[int], seed: int = 0,
+                 log: Callable[[str], None] = print) -> dict[Path, list[Path]]:
+    """Per file: the ``.npy`` files of its ``[clean, copy 1, ...]`` :data:`FRONTEND` windows, float16
+    ``(n_windows, 187, 96)`` (about 36 kB per second of audio), written to ``folder`` unless there.
+
+    The copies are those :func:`embed_files` embeds (same seeds), for fine-tuning.
+    """
+    logmel, out = LogMel(FRONTEND), {}
+    for n, (path, n_copies) in enumerate(zip(paths, copies)):
+        files = [folder / f"{_digest(path, k)}.npy" for k in range(n_copies + 1)]
+        if not all(f.is_file() for f in files):
+            y = audio.load(path, FRONTEND.sample_rate)
+            for k, f in enumerate(files):
+                w = windows(logmel(_augmented(y, path, k, seed)), FRONTEND, str(path)).astype(np.float16)
+                write_atomic(f, lambda tmp, x=w: _save(tmp, x))
+            if (n + 1) % 10 == 0:
+                log(f"cut the windows of {n + 1} of {len(paths)} files")
+        out[path] = files
     return out
 
 
@@ -150,68 +267,125 @@ def binary_output(head):
     pick = keras.layers.Dense(1, use_bias=False, trainable=False, name="p_second_label")
     out = pick(head.output)
     pick.set_weights([np.array([[0.0], [1.0]], np.float32)])
-    return keras.Model(head.input, out, name="genre_head")
+    return keras.Model(head.input, out, name=head.name)
 
 
-def track_probs(head, embeddings: list[np.ndarray]) -> np.ndarray:
-    """Mean window probabilities of each track (as :mod:`utils.models.predict` pools them)."""
-    return np.stack([np.asarray(head(x, training=False)).mean(axis=0) for x in embeddings])
+def track_probs(model, inputs: list[np.ndarray]) -> np.ndarray:
+    """Mean window probabilities of each track (as :mod:`utils.models.predict` pools them); ``inputs``
+    holds each track's windows as ``model`` takes them (embeddings for a head, log-Mel for the genre model)."""
+    return np.stack([np.asarray(model(np.asarray(x, np.float32), training=False)).mean(axis=0) for x in inputs])
+
+
+def fine_tune_model(model, windows_of: Mapping[Path, list[Path]], training: Sequence[tuple[Path, int]],
+                    validation: Sequence[tuple[Path, int]], config: TransferConfig) -> dict:
+    """Fine-tune the genre model ``model`` in place on every window file of the ``training``
+    ``(path, class index)`` pairs, monitored on the clean windows of ``validation``; returns the history."""
+    from utils.data.batches import FileWindowDataset
+    from utils.models.transfer import FineTuneConfig, fine_tune
+
+    def dataset(pairs, all_copies: bool, shuffle: bool):
+        files = [(f, y) for p, y in pairs for f in (windows_of[p] if all_copies else windows_of[p][:1])]
+        return FileWindowDataset([f for f, _ in files], [y for _, y in files], config.fine_tune_batch_size,
+                                 shuffle=shuffle, seed=config.seed)
+
+    tuning = FineTuneConfig(config.fine_tune_learning_rate, config.fine_tune, config.fine_tune_batch_size,
+                            config.seed)
+    history = fine_tune(model, dataset(training, True, True), None, tuning,
+                        validation_data=dataset(validation, False, False) if validation else None)
+    return {k: [round(float(v), 4) for v in vs] for k, vs in history.history.items()}
 
 
 def train_folder(root: str | os.PathLike, out: str | os.PathLike, config: TransferConfig = TransferConfig(),
-                 classes: list[str] | None = None, log: Callable[[str], None] = print) -> dict:
-    """Train, judge and save the transfer model on ``root/<label>/*``; returns a summary.
+                 classes: list[str] | None = None, log: Callable[[str], None] = print) -> TransferOutcome:
+    """Train, judge and save the transfer model on ``root/<label>/*`` (see :func:`train_tracks`)."""
+    return train_tracks(labelled_tracks(root, classes), out, config, source=str(root), log=log)
 
-    A stratified 80/10/10 split (:func:`utils.data.splits.make_splits`) when
-    every class has at least :data:`MIN_PER_CLASS_FOR_SPLIT` files; otherwise
-    every file trains the model and the card says that nothing was held out.
-    Writes ``out/model.keras`` and its card; embeddings stay in ``out/embeddings``.
+
+def train_tracks(tracks: pd.DataFrame, out: str | os.PathLike, config: TransferConfig = TransferConfig(),
+                 split: Split | None = None, source: str = "tracks", classes: Sequence[str] | None = None,
+                 data: Mapping | None = None, log: Callable[[str], None] = print) -> TransferOutcome:
+    """Train, judge and save the transfer model on a track table.
+
+    Parameters
+    ----------
+    tracks : ``track_id``, ``path``, ``label`` (unlabelled rows are left out), optional ``split``, ``artist``
+    out : run folder: ``model.keras`` and its card, ``embeddings/`` (and ``windows/`` when fine-tuning)
+    config : head, augmentation and fine-tuning
+    split : track ids of each set (e.g. a notebook's split plan); None: :func:`split_tracks`
+    source : names the data in errors and on the card (a folder, a cache)
+    classes : labels to use (default: all)
+    data : more to record on the card's ``data``
+    log : progress lines
     """
-    from utils.data.splits import make_splits
-    from utils.models.calibration import fit_temperature, log_probs
+    from utils.models.calibration import apply_temperature, fit_temperature, log_probs
     from utils.models.card import ModelCard, save_model
     from utils.models.musicnn import load_musicnn
     from utils.models.transfer import genre_model
 
     out = Path(out)
-    tracks = labelled_tracks(root, classes)
+    tracks = usable_tracks(tracks, source, classes)
     labels = sorted(tracks.label.unique())
-    embedded = embed_files([Path(p) for p in tracks.path], out / "embeddings", config.copies, config.seed, log)
-    ok = np.array([not isinstance(embedded[Path(p)], audio.AudioError) for p in tracks.path])
-    skipped = [str(embedded[Path(p)]) for p in tracks.path[~ok]]
-    tracks = tracks[ok].reset_index(drop=True)
-    if tracks.label.nunique() < 2:
-        raise FmaGenreError(root, "fewer than two labels have usable audio files")
+    split, how = (split, "given") if split is not None else split_tracks(tracks, config.seed)
+    tracks = tracks[tracks.track_id.isin({t for s in SPLITS for t in getattr(split, s)})].reset_index(drop=True)
+    paths = [Path(p) for p in tracks.path]
+    copies = np.where(tracks.track_id.isin(split.training), config.copies, 0)
+    embedded = embed_files(paths, out / "embeddings", copies, config.seed, log)
+    ok = np.array([not isinstance(embedded[p], audio.AudioError) for p in paths])
+    skipped = tuple(str(embedded[p]) for p, good in zip(paths, ok) if not good)
+    tracks, paths, copies = tracks[ok].reset_index(drop=True), [p for p, g in zip(paths, ok) if g], copies[ok]
+    sets = {s: np.flatnonzero(tracks.track_id.isin(getattr(split, s))) for s in SPLITS}
+    if tracks.label[sets["training"]].nunique() < 2:
+        raise FmaGenreError(source, "fewer than two labels have usable training files")
     y = tracks.label.map({g: i for i, g in enumerate(labels)}).to_numpy()
-    held_out = tracks.label.value_counts().min() >= MIN_PER_CLASS_FOR_SPLIT
-    split = make_splits(tracks.assign(artist=pd.NA), seed=config.seed).to_numpy() if held_out \
-        else np.full(len(tracks), "training")
-    emb = [embedded[Path(p)] for p in tracks.path]
-    train = np.flatnonzero(split == "training")
+    emb = [embedded[p] for p in paths]
+    train = sets["training"]
     x = np.concatenate([e for i in train for e in emb[i]])
     x_labels = np.concatenate([np.full(len(e), y[i]) for i in train for e in emb[i]])
     log(f"training the {config.head} head on {len(x)} windows of {len(train)} files "
-        f"(with {config.copies} augmented copies each), {len(labels)} labels")
+        f"(with {config.copies} augmented copies each), {len(labels)} labels; split: {how}")
     head = train_heads(x, x_labels, len(labels), config)
-    metrics, temperature = {}, 1.0
-    if held_out:
-        val, test = np.flatnonzero(split == "validation"), np.flatnonzero(split == "test")
-        temperature = fit_temperature(log_probs(track_probs(head, [emb[i][0] for i in val])), y[val])
-        p = track_probs(head, [emb[i][0] for i in test])
-        metrics = {"test": {"n_tracks": len(test), "accuracy": float((p.argmax(axis=1) == y[test]).mean())}}
+    model = genre_model(load_musicnn(), head, LAYERS, FRONTEND)
+    training = {"base": "MSD_musicnn, frozen", "config": dataclasses.asdict(config),
+                "heads": {h: dataclasses.asdict(HEADS[h]) for h in HEAD_CHOICES[config.head]},
+                "augmentation": f"{config.copies} RandomChain copies per training file"}
+    if config.fine_tune:
+        used = sorted({i for s in SPLITS for i in sets[s]})  # a plan may validate on training tracks
+        windows_of = window_files([paths[i] for i in used], out / "windows", copies[used], config.seed, log)
+        log(f"fine-tuning musicnn and the head for {config.fine_tune} epoch(s) on the log-Mel windows")
+        history = fine_tune_model(model, windows_of, [(paths[i], y[i]) for i in train],
+                                  [(paths[i], y[i]) for i in sets["validation"]], config)
+        training |= {"base": "MSD_musicnn, fine-tuned end to end (batch normalisation frozen)",
+                     "fine_tune": {"epochs": config.fine_tune, "learning_rate": config.fine_tune_learning_rate,
+                                   "batch_size": config.fine_tune_batch_size, "history": history}}
+
+        def probs(rows: np.ndarray) -> np.ndarray:
+            return track_probs(model, [np.load(windows_of[paths[i]][0]) for i in rows])
     else:
-        metrics = {"note": f"a class has fewer than {MIN_PER_CLASS_FOR_SPLIT} files: every file was used for "
-                           "training and nothing was held out, so there are no test figures"}
+        def probs(rows: np.ndarray) -> np.ndarray:
+            return track_probs(head, [emb[i][0] for i in rows])
+    val, test = sets["validation"], sets["test"]
+    temperature = fit_temperature(log_probs(probs(val)), y[val]) if len(val) else 1.0
+    p_test = apply_temperature(log_probs(probs(test)), temperature) if len(test) else np.zeros((0, len(labels)))
+    metrics = ({"test": {"n_tracks": len(test), "accuracy": float((p_test.argmax(axis=1) == y[test]).mean())}}
+               if len(test) else
+               {"note": f"a class has fewer than {MIN_PER_CLASS_FOR_SPLIT} files: every file was used for "
+                        "training and nothing was held out, so there are no test figures"})
     card = ModelCard(labels=tuple(labels), frontend=FRONTEND, architecture="musicnn", temperature=temperature,
-                     training={"base": "MSD_musicnn, frozen", "config": dataclasses.asdict(config),
-                               "heads": {h: dataclasses.asdict(HEADS[h]) for h in HEAD_CHOICES[config.head]},
-                               "augmentation": f"{config.copies} RandomChain copies per training file"},
-                     data={"root": str(root), "n_tracks": len(tracks), "skipped": skipped,
-                           "split": "stratified 80/10/10" if held_out else "all training",
-                           "per_label": {g: int(n) for g, n in tracks.label.value_counts().sort_index().items()}},
+                     training=training,
+                     data={"source": source, "n_tracks": len(tracks), "skipped": list(skipped), "split": how,
+                           "tracks": {s: len(sets[s]) for s in SPLITS},
+                           "per_label": {g: int(n) for g, n in tracks.label.value_counts().sort_index().items()},
+                           **(data or {})},
                      metrics=metrics)
     model_path = out / "model.keras"
-    save_model(genre_model(load_musicnn(), binary_output(head) if len(labels) == 2 else head, LAYERS, FRONTEND),
-               model_path, card)
-    return {"model": model_path, "metrics": metrics, "temperature": temperature, "skipped": skipped,
-            "n_tracks": len(tracks), "labels": labels}
+    save_model(_uncompiled(model, binary=len(labels) == 2), model_path, card)
+    return TransferOutcome(model_path, tuple(labels), how, temperature, metrics, y[test], p_test, len(tracks),
+                           skipped)
+
+
+def _uncompiled(model, binary: bool):
+    """``model`` as a new functional model sharing its layers: saved without an optimizer's state
+    (fine-tuning compiled it), in the project's binary form for two labels."""
+    import keras
+
+    return binary_output(model) if binary else keras.Model(model.input, model.output, name=model.name)
