@@ -75,7 +75,7 @@ def test_results_go_to_stdout_when_the_write_fails_at_the_end(tiny_model, sample
     rc = main(["predict", str(sample / "gtzan" / "metal"), "--model", str(tiny_model), "--format", "csv",
                "--output", str(out_file)])
     out, err = capsys.readouterr()
-    assert rc == 1 and out.splitlines()[0] == "path,genre,probability,classical,metal,error" and len(out.splitlines()) == 3
+    assert rc == 1 and out.splitlines()[0] == "path,genre,probability,classical,metal,window_stride,error" and len(out.splitlines()) == 3
     assert err == (f"fma-genre: error: {out_file}: cannot write it (Read-only file system); "
                    "the results went to standard output instead\n")
     assert list(tmp_path.iterdir()) == []  # no temporary file left
