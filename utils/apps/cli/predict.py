@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.format == "json":
         text = json.dumps([_json(p, r, args.segments) for p, r in outcomes], indent=2) + "\n"
     else:
-        text = _csv(outcomes, predictor.labels, predictor.window_stride)
+        text = _csv(outcomes, predictor.labels)
     for err in failed:
         print(f"failed: {err}", file=sys.stderr)
     if not args.output:
@@ -108,7 +108,7 @@ def _table(outcomes, segments: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _csv(outcomes, labels, stride: int) -> str:
+def _csv(outcomes, labels) -> str:
     """One row per file; a file that could not be classified has empty probabilities and its ``error``;
     ``window_stride`` says which windows were analysed (1: all, 2: every other, ``--fast``)."""
     buf = io.StringIO()
@@ -116,7 +116,7 @@ def _csv(outcomes, labels, stride: int) -> str:
     writer.writerow(["path", "genre", "probability", *labels, "window_stride", "error"])
     for path, r in outcomes:
         if isinstance(r, audio.AudioError):
-            writer.writerow([str(path), "", "", *([""] * len(labels)), stride, r.problem])
+            writer.writerow([str(path), "", "", *([""] * len(labels)), "", r.problem])
         else:
             writer.writerow([r.path, r.genre, f"{r.probabilities.max():.4f}", *(f"{p:.4f}" for p in r.probabilities),
                              r.window_stride, ""])
