@@ -383,7 +383,8 @@ def markdown(report: dict) -> str:
     c, p, f, h, w = (report[k] for k in ("cold_start", "per_clip", "folder", "one_hour", "web"))
     e, q, acc = f["exact"], f["fast"], report["fast_accuracy"]
     if acc["measured"]:
-        conditions = "; ".join(f"{k} {r['stride_1']:.1f} → {r['stride_2']:.1f} %" for k, r in acc["conditions"].items())
+        conditions = "; ".join(f"{k} {r['stride_1']:.1f} → {r['stride_2']:.1f} %"
+                               for k, r in acc["conditions"].items())
         verdict = ("within 1 point" if acc["within_1_point"] else
                    f"not within 1 point (worst {acc['worst_difference_points']:+.1f})")
         accuracy = (f"{conditions}", "exact → fast", verdict, "within 1 point")
