@@ -79,18 +79,12 @@ model, kind, out = sys.argv[1], sys.argv[2], sys.argv[3]
 if kind in ("onnx", "keras"):
     run, card = runtime.load(model, kind)
 else:  # an ONNX variant: no memory arena, or int8
-    import onnxruntime as ort
     path = runtime.onnx_path(model)
     if kind == "onnx_int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
         quantize_dynamic(str(path), out + ".int8.onnx", weight_type=QuantType.QInt8)
         path = out + ".int8.onnx"
-    run = runtime.OnnxRunner(path)
-    if kind == "onnx_no_arena":
-        options = ort.SessionOptions()
-        options.enable_cpu_mem_arena = False
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        run.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    run = runtime.OnnxRunner(path, arena=kind != "onnx_no_arena")
 start = time.perf_counter() - t0
 x = np.load(out + ".windows.npy")
 run(x[:10])

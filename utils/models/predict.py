@@ -5,6 +5,8 @@ notebook. Audio is decoded in blocks (:func:`utils.audio.stream`), turned into
 log-Mel frames block by block and cut into the model's windows as they come,
 so a one-hour file is classified in memory bounded by one block of audio and
 one batch of windows. A track's probabilities are the mean of its windows'.
+Many files go through :meth:`Predictor.predict_files`, which decodes them in
+threads ahead of the model and batches their windows across files.
 """
 from __future__ import annotations
 
@@ -283,7 +285,9 @@ class _Batched:
                 try:
                     batch = [self.queue.get(timeout=0.1)]
                 except queue.Empty:
-                    if self.decoding == 0:
+                    # decoders put their last window before they count themselves out: read in this order,
+                    # no decoder left and an empty queue mean no window is left to score
+                    if self.decoding == 0 and self.queue.empty():
                         return
                     continue
                 while len(batch) < self.predictor.batch_size:
