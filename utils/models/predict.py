@@ -92,11 +92,12 @@ class Predictor:
     labels : class names in the model's output order
     frontend : the :class:`FrontEnd` from the model's card
     temperature : calibration temperature for the track probabilities (1 = none)
-    batch_size : windows per model call, at most. Small, for memory: a model's intermediate
-        tensors grow with it (musicnn's first convolutions make about 9 MiB per
-        window, so 32 windows peaked near 1 GiB, and ONNX Runtime's arena keeps
-        that much) while the CPU time per window stays the same from 1 window up
-        (``reports/benchmarks_predict.json``, section ``batch``)
+    batch_size : windows in the model at once, at most: per call, and in all of
+        :meth:`predict_files`' concurrent calls together. Small, for memory: a
+        model's intermediate tensors grow with it (musicnn's first convolutions make
+        about 9 MiB per window, so 32 windows peaked near 1 GiB, and ONNX Runtime's
+        arena keeps that much) while the CPU time per window stays the same from 1
+        window up (``reports/benchmarks_predict.json``, section ``batch``)
     block_seconds : audio decoded per block when streaming, in seconds
     window_stride : analyse every ``window_stride``-th window of the front end (1: every
         window, the exact model). The first window is always analysed, and the last one
@@ -168,8 +169,8 @@ class Predictor:
 
         Windows are batched across tracks: ``jobs`` decoder threads (default: one
         per core) each stream one file at a time into a bounded queue of windows,
-        ahead of ``jobs`` model threads, each of which takes up to ``batch_size``
-        windows from whichever tracks are waiting. Decoders, FFTs and ONNX Runtime
+        ahead of ``jobs`` model threads, each of which takes up to ``batch_size //
+        jobs`` windows from whichever tracks are waiting. Decoders, FFTs and ONNX Runtime
         release the GIL, so decoding overlaps the model and every core stays busy;
         memory stays bounded by the queue and one block of audio per decoder.
         A track's probabilities equal :meth:`predict_file`'s (to float rounding).
@@ -193,7 +194,8 @@ class _Batched:
 
     Decoders take the files in order, at most ``4 * jobs`` tracks ahead of the
     consumer, and put ``(track, window number, window)`` on a queue of
-    ``2 * jobs * batch_size`` windows; model threads empty it in batches and
+    ``2 * jobs * batch_size`` windows; model threads empty it in batches of up to
+    ``batch_size // jobs`` windows and
     file each window's probabilities under its track; :meth:`result` waits until
     a track's windows are all scored. Blocking calls wake every 0.1 s to see
     :meth:`stop`, so no thread outlives a run abandoned midway by more than that.
@@ -201,6 +203,9 @@ class _Batched:
 
     def __init__(self, predictor: Predictor, paths: list[Path], jobs: int) -> None:
         self.predictor, self.paths, self.ahead = predictor, paths, 4 * jobs
+        # jobs calls at once share batch_size windows: two concurrent calls of 8 windows took a
+        # folder's peak RSS from 625 to 915 MB (ONNX Runtime's arena holds both), for no CPU saved
+        self.per_call = max(1, predictor.batch_size // jobs)
         self.cond = threading.Condition()
         self.queue: queue.Queue = queue.Queue(maxsize=2 * jobs * predictor.batch_size)
         self.next = 0  # the next file a decoder takes
@@ -290,7 +295,7 @@ class _Batched:
                     if self.decoding == 0 and self.queue.empty():
                         return
                     continue
-                while len(batch) < self.predictor.batch_size:
+                while len(batch) < self.per_call:
                     try:
                         batch.append(self.queue.get_nowait())
                     except queue.Empty:
