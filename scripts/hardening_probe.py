@@ -28,10 +28,11 @@ from utils.evaluation.provenance import finish, provenance, write_report  # noqa
 
 
 def ctrl_c_seconds(jobs: int, folder: Path) -> float:
-    script = ("import sys; from utils.models.predict import Predictor; real = Predictor.predict_file\n"
+    # every file classified is decoded through Predictor.windows
+    script = ("import sys; from utils.models.predict import Predictor; real = Predictor.windows\n"
               "def announce(self, path, *a, **k):\n"
               "    print('classifying', file=sys.stderr, flush=True); return real(self, path, *a, **k)\n"
-              "Predictor.predict_file = announce\nfrom utils.apps.cli import console; console()\n")
+              "Predictor.windows = announce\nfrom utils.apps.cli import console; console()\n")
     proc = subprocess.Popen([sys.executable, "-c", script, "predict", str(folder), "--jobs", str(jobs)],
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True,  # SIGINT as in a terminal, even from `probe &`

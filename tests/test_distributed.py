@@ -220,12 +220,15 @@ def test_cli_extract_on_a_scheduler_reports_a_failed_shard_then_resumes(cluster,
     assert (cache.Cache(out).tracks.status == "ok").sum() == 20
 
 
-def test_local_workers_keep_glibc_malloc_thresholds(tmp_path):
-    # Dask's nanny sets MALLOC_TRIM_THRESHOLD_, which cost a worker ~50 % more CPU per track;
-    # in a fresh process, since a nanny also leaks the variable into the process that starts it
-    code = ("import os\nfrom distributed import Client\nfrom utils.data.distributed import local_cluster\n"
+def test_local_workers_keep_glibc_malloc_thresholds_and_do_not_profile(tmp_path):
+    # Dask's nanny sets MALLOC_TRIM_THRESHOLD_, which cost a worker ~50 % more CPU per track, and its
+    # workers sample their stacks every 10 ms (~5 % of a core); in a fresh process, since a nanny also
+    # leaks the variable into the process that starts it
+    code = ("import os\nimport dask\nfrom distributed import Client\nfrom utils.data.distributed import local_cluster\n"
             "if __name__ == '__main__':\n"
             "    with local_cluster(1, dashboard_address=':0') as lc, Client(lc) as client:\n"
+            "        print(sorted(set(map(str, client.run(dask.config.get, 'distributed.worker.profile.enabled')\n"
+            "                                  .values()))))\n"
             "        print(sorted(set(map(str, client.run(os.environ.get, 'MALLOC_TRIM_THRESHOLD_').values()))))\n")
     script = tmp_path / "workers_env.py"
     script.write_text(code)
@@ -234,4 +237,4 @@ def test_local_workers_keep_glibc_malloc_thresholds(tmp_path):
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,  # clusters
                          cwd=root, env={**env, "PYTHONPATH": str(root)})
     assert run.returncode == 0, run.stderr[-3000:]
-    assert run.stdout.strip().splitlines()[-1] == "['None']"
+    assert run.stdout.strip().splitlines()[-2:] == ["['False']", "['None']"]

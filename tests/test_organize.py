@@ -62,8 +62,8 @@ def test_rerun_classifies_only_what_changed(predictor, library, tmp_path):
     dest = tmp_path / "out"
     list(organize(predictor, [library], dest))
     calls = []
-    real = predictor.predict_file
-    predictor.predict_file = lambda path, *a, **k: calls.append(path) or real(path, *a, **k)
+    real = predictor.windows  # every file classified is decoded through it
+    predictor.windows = lambda path, *a, **k: calls.append(path) or real(path, *a, **k)
     try:
         again = list(organize(predictor, [library], dest))
         assert calls == [] and len(again) == 6
@@ -71,7 +71,7 @@ def test_rerun_classifies_only_what_changed(predictor, library, tmp_path):
         list(organize(predictor, [library], dest))
         assert [p.name for p in calls] == ["new.wav"]
     finally:
-        predictor.predict_file = real
+        predictor.windows = real
 
 
 def test_dry_run_writes_nothing(predictor, library, tmp_path):
@@ -205,12 +205,12 @@ def test_a_killed_run_resumes_without_classifying_again(tiny_model, predictor, l
     kept = {json.loads(line)["source"] for line in journal.read_text().splitlines()}
     assert len(kept) >= 3 and not (dest / "predictions.csv").exists()
     calls = []
-    real = predictor.predict_file
-    predictor.predict_file = lambda path, *a, **k: calls.append(str(path)) or real(path, *a, **k)
+    real = predictor.windows  # every file classified is decoded through it
+    predictor.windows = lambda path, *a, **k: calls.append(str(path)) or real(path, *a, **k)
     try:
         placed = list(organize(predictor, [library], dest))
     finally:
-        predictor.predict_file = real
+        predictor.windows = real
     assert len(placed) == 13 and set(calls) == {str(p.source) for p in placed} - kept
     assert {str(p.source) for p in placed if p.resumed} == kept
     assert not journal.exists() and not list(dest.rglob("*~*"))  # no second copy of a file the killed run placed

@@ -74,3 +74,49 @@ def test_excerpt_times_start_at_the_offset(predictor, fma_mp3s):
 def test_missing_model_is_a_clear_error(tmp_path):
     with pytest.raises(ModelCardError, match="no such model file"):
         load_predictor(tmp_path / "none.keras")
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """The shipped musicnn model: 3 s windows that do not overlap, so a stride skips whole windows."""
+    return load_predictor(None, jobs=2)
+
+
+def test_windows_batched_across_tracks_equal_one_by_one_on_the_sample(shipped, sample, tmp_path):
+    bad = tmp_path / "bad.mp3"
+    bad.write_bytes(b"ID3" + b"\0" * 100)
+    paths = audio.find_audio([sample])
+    paths.insert(3, bad)
+    for jobs in (1, 2, 3):
+        batched = list(shipped.predict_files(paths, jobs=jobs))
+        assert [p for p, _ in batched] == paths and isinstance(batched[3][1], audio.AudioError)
+        for path, result in batched[:3] + batched[4::7]:  # every file at jobs=1 is slow; a spread of them
+            alone = shipped.predict_file(path)
+            np.testing.assert_array_equal(result.window_times, alone.window_times)
+            np.testing.assert_allclose(result.window_probabilities, alone.window_probabilities, rtol=0, atol=1e-5)
+            np.testing.assert_allclose(result.probabilities, alone.probabilities, rtol=0, atol=1e-5)
+
+
+def test_a_stride_analyses_every_other_window_and_says_so(fma_mp3s, gtzan_wavs):
+    exact = load_predictor(None, jobs=1)
+    fast = load_predictor(None, jobs=1, window_stride=2)
+    for path in (fma_mp3s[0], gtzan_wavs[5]):
+        a, b = exact.predict_file(path), fast.predict_file(path)
+        # 30 s: windows at 0, 3, ..., 27 s and one flush with the end; stride 2 keeps the first, every
+        # other one after it, and the flush window: the windows scripts/robustness_experiment.py scores
+        keep = list(range(0, len(a.window_times) - 1, 2)) + [len(a.window_times) - 1]
+        np.testing.assert_array_equal(b.window_times, a.window_times[keep])
+        np.testing.assert_allclose(b.window_probabilities, a.window_probabilities[keep], rtol=0, atol=1e-5)
+        assert (a.window_stride, b.window_stride) == (1, 2) and b.to_dict()["window_stride"] == 2
+    batched = dict(fast.predict_files([fma_mp3s[0], gtzan_wavs[5]], jobs=2))
+    np.testing.assert_allclose(batched[gtzan_wavs[5]].probabilities, b.probabilities, rtol=0, atol=1e-5)
+
+
+def test_a_track_shorter_than_the_stride_still_gets_a_window(fma_mp3s):
+    fast = load_predictor(None, jobs=1, window_stride=4)
+    short = fast.predict_file(fma_mp3s[0], duration=5.0)  # one window and a flush window of 3 s each
+    assert len(short.window_times) >= 1 and short.window_times[0] == 0.0
+    one = fast.predict_file(fma_mp3s[0], duration=2.0)  # under one window: padded, still classified
+    assert len(one.window_times) == 1
+    with pytest.raises(ValueError, match="window_stride"):
+        load_predictor(None, window_stride=0)

@@ -1,5 +1,5 @@
 """``fma-genre predict`` when things go wrong: failed files in the output, a folder without audio,
-an output that cannot be written, and Ctrl-C with several jobs."""
+an output that cannot be written, Ctrl-C with several jobs, and --fast."""
 from __future__ import annotations
 
 import json
@@ -75,7 +75,7 @@ def test_results_go_to_stdout_when_the_write_fails_at_the_end(tiny_model, sample
     rc = main(["predict", str(sample / "gtzan" / "metal"), "--model", str(tiny_model), "--format", "csv",
                "--output", str(out_file)])
     out, err = capsys.readouterr()
-    assert rc == 1 and out.splitlines()[0] == "path,genre,probability,classical,metal,error" and len(out.splitlines()) == 3
+    assert rc == 1 and out.splitlines()[0] == "path,genre,probability,classical,metal,window_stride,error" and len(out.splitlines()) == 3
     assert err == (f"fma-genre: error: {out_file}: cannot write it (Read-only file system); "
                    "the results went to standard output instead\n")
     assert list(tmp_path.iterdir()) == []  # no temporary file left
@@ -92,14 +92,14 @@ def test_ctrl_c_exits_within_2_s(jobs, tiny_model, gtzan_wavs, tmp_path):
     y, sr = sf.read(gtzan_wavs[0], dtype="int16")
     for i in range(6):  # six ten-minute files: minutes of work in flight
         sf.write(tmp_path / f"long_{i}.wav", np.tile(y, 20), sr)
-    # Each file is classified for real, then held in flight for 5 s, so the signal lands while the pool
-    # is busy however fast the runtime is (ONNX Runtime on a tiny model can finish ten minutes of audio
-    # within the half second we wait).
-    script = ("import sys, time; from utils.models.predict import Predictor; real = Predictor.predict_file\n"
+    # Each file's windows are decoded and classified for real, then its decoder holds it in flight for
+    # 5 s, so the signal lands while the pipeline is busy however fast the runtime is (ONNX Runtime on
+    # a tiny model can finish ten minutes of audio within the half second we wait).
+    script = ("import sys, time; from utils.models.predict import Predictor; real = Predictor.windows\n"
               "def announce(self, path, *a, **k):\n"
-              "    print('classifying', path, file=sys.stderr, flush=True); out = real(self, path, *a, **k)\n"
-              "    time.sleep(5); return out\n"
-              "Predictor.predict_file = announce\n"
+              "    print('classifying', path, file=sys.stderr, flush=True); yield from real(self, path, *a, **k)\n"
+              "    time.sleep(5)\n"
+              "Predictor.windows = announce\n"
               "from utils.apps.cli import console; console()\n")
     proc = subprocess.Popen([sys.executable, "-c", script, "predict", str(tmp_path), "--model", str(tiny_model),
                              "--jobs", str(jobs)], env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -108,7 +108,7 @@ def test_ctrl_c_exits_within_2_s(jobs, tiny_model, gtzan_wavs, tmp_path):
                             # passes SIGINT on ignored, and Python then never raises KeyboardInterrupt
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     started = 0
-    for line in proc.stderr:  # wait until the pool has files in flight (the first alone, then `jobs`)
+    for line in proc.stderr:  # wait until the decoders have files in flight
         started += line.startswith("classifying")
         if started >= min(jobs + 1, 3):
             break
@@ -123,3 +123,19 @@ def test_ctrl_c_exits_within_2_s(jobs, tiny_model, gtzan_wavs, tmp_path):
     rest = proc.stderr.read()
     assert took < 2, f"--jobs {jobs}: exited {took:.1f} s after Ctrl-C"
     assert rc == 130 and "fma-genre: interrupted" in rest and "Traceback" not in rest
+
+
+def test_fast_analyses_every_other_window_and_the_output_says_so(tiny_model, sample, capsys):
+    wav = sample / "gtzan" / "metal" / "metal.00000.wav"
+    assert main(["predict", str(wav), "--model", str(tiny_model), "--format", "json", "--fast", "--segments"]) == 0
+    fast, = json.loads(capsys.readouterr().out)
+    assert main(["predict", str(wav), "--model", str(tiny_model), "--format", "csv"]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert fast["window_stride"] == 2 and dict(zip(header.split(","), row.split(",")))["window_stride"] == "1"
+
+
+@pytest.mark.parametrize("command", ["predict", "organize", "serve"])
+def test_fast_is_documented_on_every_command(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert "analyse every other 3 s window" in " ".join(capsys.readouterr().out.split())

@@ -53,6 +53,26 @@ def test_onnx_equals_keras_under_jax():
     assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout[-3000:] + run.stderr[-3000:]
 
 
+def test_pooling_before_the_norm_changes_no_output_bit(sample_windows):
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(runtime.onnx_path(DEFAULT_MODEL))
+    exported_rewritten = {p.key: p.value for p in model.metadata_props}.get(runtime.REWRITE_KEY)
+    before = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    made = runtime.pool_before_scale(model)
+    # musicnn: 2 timbral and 3 temporal branches; none left in a graph exported with the rewrite
+    assert made == (0 if exported_rewritten else 5) and runtime.pool_before_scale(model) == 0
+    onnx.checker.check_model(model)
+    after = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    name = before.get_inputs()[0].name
+    np.testing.assert_array_equal(after.run(None, {name: sample_windows})[0],
+                                  before.run(None, {name: sample_windows})[0])
+    served = runtime.OnnxRunner(runtime.onnx_path(DEFAULT_MODEL), threads=1)  # rewritten as it loads
+    np.testing.assert_array_equal(served(sample_windows),
+                                  runtime.as_probabilities(after.run(None, {name: sample_windows})[0]))
+
+
 def test_track_predictions_equal_across_runtimes(fma_mp3s):
     onnx = load_predictor(runtime="onnx").predict_file(fma_mp3s[0])
     keras_ = load_predictor(runtime="keras").predict_file(fma_mp3s[0])
@@ -73,6 +93,8 @@ def test_a_missing_or_stale_export_is_rebuilt_and_onnx_alone_refuses_it(model_co
         runtime.load(model_copy, "onnx")
     runner, _ = runtime.load(model_copy)  # auto: exports
     assert isinstance(runner, runtime.OnnxRunner) and runner.source == runtime.source_hash(model_copy)
+    metadata = runner.session.get_modelmeta().custom_metadata_map
+    assert metadata[runtime.REWRITE_KEY] == runtime.REWRITES  # an export carries its rewrites
     first = runtime.onnx_path(model_copy).stat().st_mtime_ns
 
     import keras  # the model changes: retrain one weight

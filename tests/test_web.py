@@ -36,6 +36,39 @@ def test_predicts_an_uploaded_mp3(client, fma_mp3s):
     assert sum(body["probabilities"].values()) == pytest.approx(1.0)
     assert body["segments"][0]["start"] == 0 and body["duration"] == pytest.approx(body["segments"][-1]["end"])
     assert body["spectrogram_png"].startswith("iVBORw0KGgo")  # base64 of the PNG signature
+    assert body["window_stride"] == 1 and body["spectrogram_seconds"] == pytest.approx(30.0, abs=0.1)
+
+
+def test_the_spectrogram_is_drawn_from_the_predictions_own_frames(predictor, fma_mp3s, gtzan_wavs):
+    """One decoding per request: the PNG equals the one drawn from the excerpt decoded on its own."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from utils import audio
+    from utils.apps.web import _classify, spectrogram_png
+
+    fe = predictor.frontend
+    for path, seconds in ((fma_mp3s[2], 10.0), (gtzan_wavs[0], 60.0)):  # an excerpt; a clip shorter than asked
+        body = _classify(predictor, str(path), path.name, WebConfig(spectrogram_seconds=seconds))
+        y = audio.load(path, fe.sample_rate, duration=seconds)
+        S = predictor.logmel(y)
+        assert body["spectrogram_seconds"] == pytest.approx(y.size / fe.sample_rate, abs=fe.hop_length / fe.sample_rate)
+        # equal but for the last frames, which the excerpt pads with zeros and the whole file does not
+        ours, alone = (np.asarray(Image.open(io.BytesIO(base64.b64decode(png))))
+                       for png in (body["spectrogram_png"], spectrogram_png(S)))
+        assert ours.shape == alone.shape and (ours == alone).all(axis=2).mean() > 0.99
+
+
+def test_a_fast_server_says_so(tiny_model, fma_mp3s):
+    from fastapi.testclient import TestClient
+
+    fast = TestClient(create_app(load_predictor(tiny_model, window_stride=2), model_name="tiny"))
+    assert fast.get("/api/health").json()["window_stride"] == 2
+    body = post(fast, "a.mp3", fma_mp3s[0].read_bytes()).json()
+    assert body["window_stride"] == 2 and len(body["segments"]) >= 1
 
 
 def test_type_is_checked_by_content_not_name(client, gtzan_wavs):

@@ -197,15 +197,21 @@ def connect(scheduler: str | None = None, workers: int | None = None) -> Iterato
 @contextmanager
 def local_cluster(n_workers: int, **options) -> Iterator[LocalCluster]:
     """A :class:`~distributed.LocalCluster` of ``n_workers`` processes of one thread each,
-    whose workers keep glibc's own malloc thresholds.
+    whose workers keep glibc's own malloc thresholds and do not profile themselves.
 
     Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``; setting
     any malloc threshold also freezes glibc's mmap threshold at 128 KiB, so
     every decoded block and FFT buffer is mapped and unmapped afresh, and a
     worker spent about 50 % more CPU per track, nearly all of it in the kernel
     (0.029 vs 0.0195 core-s per 30 s clip with and without the variable, same
-    code, one process). Workers of a cluster started elsewhere should be
-    started without it (``distributed.nanny.pre-spawn-environ``).
+    code, one process). Each worker also samples every thread's stack every
+    10 ms for the dashboard's profile page (``distributed.worker.profile``):
+    under cProfile that sampling took 0.67 s of a 1-worker run's 15 s, about 5 %
+    of a core, and switching it off took the worker's CPU per track from
+    0.0224 and 0.0207 to 0.0211 and 0.0193 core-s in alternating runs. Workers of
+    a cluster started elsewhere should be started the same way
+    (``distributed.nanny.pre-spawn-environ`` without the variable,
+    ``distributed.worker.profile.enabled: false``).
     ``options`` go to :class:`~distributed.LocalCluster`.
     """
     import dask
@@ -213,7 +219,9 @@ def local_cluster(n_workers: int, **options) -> Iterator[LocalCluster]:
 
     environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()
                if k != "MALLOC_TRIM_THRESHOLD_"}
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), \
+    # the nanny hands this process's Dask config to the workers it spawns
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ,
+                          "distributed.worker.profile.enabled": False}), \
             LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, **options) as cluster:
         yield cluster
 

@@ -5,10 +5,15 @@ notebook. Audio is decoded in blocks (:func:`utils.audio.stream`), turned into
 log-Mel frames block by block and cut into the model's windows as they come,
 so a one-hour file is classified in memory bounded by one block of audio and
 one batch of windows. A track's probabilities are the mean of its windows'.
+Many files go through :meth:`Predictor.predict_files`, which decodes them in
+threads ahead of the model and batches their windows across files.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import dataclasses
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +21,6 @@ import numpy as np
 
 from utils import audio
 from utils.models.calibration import apply_temperature, log_probs
-from utils.models.pool import imap
 from utils.models.runtime import cpu_count
 from utils.audio.frontend import FrontEnd, LogMel, stream_windows
 
@@ -33,6 +37,8 @@ class TrackPrediction:
     window_times : (n_windows,) start of each window in seconds
     window_probabilities : (n_windows, n_classes)
     window_seconds : length of one window in seconds
+    window_stride : 1 if every window of the track was analysed, k if every k-th
+        (:class:`Predictor`'s ``window_stride``)
     """
 
     path: str
@@ -41,6 +47,7 @@ class TrackPrediction:
     window_times: np.ndarray
     window_probabilities: np.ndarray
     window_seconds: float
+    window_stride: int = 1
 
     @property
     def genre(self) -> str:
@@ -71,7 +78,8 @@ class TrackPrediction:
         return {"path": self.path, "genre": self.genre,
                 "probability": float(self.probabilities.max()),
                 "top": [{"genre": g, "probability": p} for g, p in self.top(k)],
-                "probabilities": dict(zip(self.labels, map(float, self.probabilities)))}
+                "probabilities": dict(zip(self.labels, map(float, self.probabilities))),
+                "window_stride": self.window_stride}
 
 
 class Predictor:
@@ -84,34 +92,59 @@ class Predictor:
     labels : class names in the model's output order
     frontend : the :class:`FrontEnd` from the model's card
     temperature : calibration temperature for the track probabilities (1 = none)
-    batch_size : windows per model call. Small, for memory: a model's intermediate
-        tensors grow with it (musicnn's first convolutions make about 9 MiB per
-        window, so 32 windows peaked near 1 GiB, and ONNX Runtime's arena keeps
-        that much) while the CPU time per window stays the same from 4 windows up
+    batch_size : windows in the model at once, at most: per call, and in all of
+        :meth:`predict_files`' concurrent calls together. Small, for memory: a
+        model's intermediate tensors grow with it (musicnn's first convolutions make
+        about 9 MiB per window, so 32 windows peaked near 1 GiB, and ONNX Runtime's
+        arena keeps that much) while the CPU time per window stays the same from 1
+        window up (``reports/benchmarks_predict.json``, section ``batch``)
     block_seconds : audio decoded per block when streaming, in seconds
+    window_stride : analyse every ``window_stride``-th window of the front end (1: every
+        window, the exact model). The first window is always analysed, and the last one
+        flush with the track's end, so a short track still gets one; the model runs on
+        those windows only, so 2 costs about half the model time. 2 is the windows that
+        ``scripts/robustness_experiment.py`` scores (its accuracy, ``reports/robustness.json``)
     """
 
-    def __init__(self, model, labels: Iterable[str], frontend: FrontEnd,
-                 temperature: float = 1.0, batch_size: int = 8, block_seconds: float = 60.0) -> None:
+    def __init__(self, model, labels: Iterable[str], frontend: FrontEnd, temperature: float = 1.0,
+                 batch_size: int = 8, block_seconds: float = 60.0, window_stride: int = 1) -> None:
+        if window_stride < 1 or batch_size < 1:
+            raise ValueError(f"window_stride and batch_size must be 1 or more, got {window_stride}, {batch_size}")
         self.model = model
         self.labels = tuple(labels)
         self.frontend = frontend
         self.temperature = temperature
         self.batch_size = batch_size
         self.block_seconds = block_seconds
+        self.window_stride = window_stride
         self.logmel = LogMel(frontend)
+        # every window_stride-th window start, plus the flush window: stream_windows cuts exactly these
+        self._analysed = dataclasses.replace(frontend, window_hop=frontend.window_hop * window_stride)
 
-    def predict_file(self, path: str | Path, offset: float = 0.0,
-                     duration: float | None = None) -> TrackPrediction:
+    def windows(self, path: str | Path, offset: float = 0.0, duration: float | None = None,
+                on_frames: Callable[[np.ndarray], None] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """The windows the model analyses in a file, streamed: ``(start frame, window (frames, mels))``.
+
+        ``on_frames`` is called with each block of log-Mel frames ``(n, mels)`` as
+        it is computed (all of the file's frames, analysed or not). Raises
+        :class:`utils.audio.decoder.AudioError` for a file that cannot be used.
+        """
+        frames = self.logmel.stream(audio.stream(path, self.frontend.sample_rate, self.block_seconds, offset, duration))
+        if on_frames is not None:
+            frames = _tap(frames, on_frames)
+        return stream_windows(frames, self._analysed, source=str(path))
+
+    def predict_file(self, path: str | Path, offset: float = 0.0, duration: float | None = None,
+                     on_frames: Callable[[np.ndarray], None] | None = None) -> TrackPrediction:
         """Classify one file (or the excerpt ``offset``..``offset + duration`` seconds).
 
-        Raises :class:`utils.audio.decoder.AudioError` for a file that cannot be used.
+        ``on_frames``: see :meth:`windows` (the web app draws its spectrogram from
+        them instead of decoding the file again). Raises
+        :class:`utils.audio.decoder.AudioError` for a file that cannot be used.
         """
-        fe = self.frontend
-        blocks = audio.stream(path, fe.sample_rate, self.block_seconds, offset, duration)
         starts, probs = [], []
         batch: list[np.ndarray] = []
-        for start, window in stream_windows(self.logmel.stream(blocks), fe, source=str(path)):
+        for start, window in self.windows(path, offset, duration, on_frames):
             starts.append(start)
             batch.append(window)
             if len(batch) == self.batch_size:
@@ -119,38 +152,163 @@ class Predictor:
                 batch = []
         if batch:
             probs.append(self.model(np.stack(batch)))
-        window_probs = np.concatenate(probs)
-        frame_seconds = fe.hop_length / fe.sample_rate
+        return self._track(str(path), np.asarray(starts), np.concatenate(probs), offset)
+
+    def _track(self, path: str, starts: np.ndarray, window_probs: np.ndarray, offset: float = 0.0) -> TrackPrediction:
+        fe = self.frontend
         return TrackPrediction(
-            path=str(path), labels=self.labels,
+            path=path, labels=self.labels,
             probabilities=apply_temperature(log_probs(window_probs.mean(axis=0, keepdims=True)),
                                             self.temperature)[0],
-            window_times=offset + np.asarray(starts) * frame_seconds,
-            window_probabilities=window_probs, window_seconds=fe.window_seconds)
+            window_times=offset + starts * (fe.hop_length / fe.sample_rate),
+            window_probabilities=window_probs, window_seconds=fe.window_seconds, window_stride=self.window_stride)
 
     def predict_files(self, paths: Iterable[str | Path], jobs: int | None = None
                       ) -> Iterator[tuple[Path, TrackPrediction | audio.AudioError]]:
         """Classify many files, in order, yielding ``(path, prediction)`` or ``(path, error)``.
 
-        ``jobs`` files (default: one per core) are classified at once in
-        threads: decoders, FFTs and ONNX Runtime release the GIL, so while one
-        thread runs the model the others decode ahead. A bad file yields its
-        error and the batch goes on.
+        Windows are batched across tracks: ``jobs`` decoder threads (default: one
+        per core) each stream one file at a time into a bounded queue of windows,
+        ahead of ``jobs`` model threads, each of which takes up to ``batch_size //
+        jobs`` windows from whichever tracks are waiting. Decoders, FFTs and ONNX Runtime
+        release the GIL, so decoding overlaps the model and every core stays busy;
+        memory stays bounded by the queue and one block of audio per decoder.
+        A track's probabilities equal :meth:`predict_file`'s (to float rounding).
+        A bad file yields its error and the batch goes on. Threads are daemons:
+        closing the iterator (Ctrl-C) starts nothing more and does not wait.
         """
-        def one(path: Path) -> TrackPrediction | audio.AudioError:
-            try:
-                return self.predict_file(path)
-            except audio.AudioError as err:
-                return err
-
         paths = [Path(p) for p in paths]
         jobs = jobs or cpu_count()
-        if jobs <= 1 or len(paths) < 2:
-            yield from ((p, one(p)) for p in paths)
+        if not paths:
             return
-        yield paths[0], one(paths[0])  # a Keras model's first call builds its graph: once, alone
-        # daemon threads, a few files ahead: Ctrl-C does not wait for the files in flight
-        yield from zip(paths[1:], imap(one, paths[1:], jobs, name="predict"))
+        run = _Batched(self, paths, jobs)
+        try:
+            for i, path in enumerate(paths):
+                yield path, run.result(i)
+        finally:
+            run.stop()
+
+
+class _Batched:
+    """The threads of one :meth:`Predictor.predict_files` run, and what they share under one condition.
+
+    Decoders take the files in order, at most ``4 * jobs`` tracks ahead of the
+    consumer, and put ``(track, window number, window)`` on a queue of
+    ``2 * jobs * batch_size`` windows; model threads empty it in batches of up to
+    ``batch_size // jobs`` windows and
+    file each window's probabilities under its track; :meth:`result` waits until
+    a track's windows are all scored. Blocking calls wake every 0.1 s to see
+    :meth:`stop`, so no thread outlives a run abandoned midway by more than that.
+    """
+
+    def __init__(self, predictor: Predictor, paths: list[Path], jobs: int) -> None:
+        self.predictor, self.paths, self.ahead = predictor, paths, 4 * jobs
+        # jobs calls at once share batch_size windows: two concurrent calls of 8 windows took a
+        # folder's peak RSS from 625 to 915 MB (ONNX Runtime's arena holds both), for no CPU saved
+        self.per_call = max(1, predictor.batch_size // jobs)
+        self.cond = threading.Condition()
+        self.queue: queue.Queue = queue.Queue(maxsize=2 * jobs * predictor.batch_size)
+        self.next = 0  # the next file a decoder takes
+        self.consumed = 0  # files the consumer has taken
+        self.decoding = jobs  # decoders still running
+        self.starts: dict[int, list[int]] = {}
+        self.probs: dict[int, dict[int, np.ndarray]] = {}
+        self.counts: dict[int, int] = {}  # windows of each fully decoded track
+        self.errors: dict[int, audio.AudioError] = {}
+        self.failure: BaseException | None = None
+        self.stopped = False
+        for role, n in ((self._decode, jobs), (self._score, jobs)):
+            for k in range(n):
+                threading.Thread(target=role, name=f"predict-{role.__name__[1:]}-{k}", daemon=True).start()
+
+    def result(self, i: int) -> TrackPrediction | audio.AudioError:
+        """Track ``i``'s prediction or error, once ready; re-raises what broke a thread."""
+        with self.cond:
+            self.cond.wait_for(lambda: self.failure is not None or i in self.errors
+                               or (i in self.counts and len(self.probs[i]) == self.counts[i]))
+            if self.failure is not None:
+                raise self.failure
+            self.consumed = i + 1
+            self.cond.notify_all()
+            starts, probs, n = self.starts.pop(i), self.probs.pop(i), self.counts.pop(i, 0)
+            if i in self.errors:
+                return self.errors.pop(i)
+        return self.predictor._track(str(self.paths[i]), np.asarray(starts), np.stack([probs[k] for k in range(n)]))
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopped = True
+            self.cond.notify_all()
+
+    def _fail(self, err: BaseException) -> None:
+        with self.cond:
+            self.failure, self.stopped = err, True
+            self.cond.notify_all()
+
+    def _decode(self) -> None:
+        try:
+            while True:
+                with self.cond:
+                    self.cond.wait_for(lambda: self.stopped or self.next >= len(self.paths)
+                                       or self.next < self.consumed + self.ahead)
+                    if self.stopped or self.next >= len(self.paths):
+                        return
+                    i, self.next = self.next, self.next + 1
+                    self.starts[i], self.probs[i] = [], {}
+                n = 0
+                try:
+                    for start, window in self.predictor.windows(self.paths[i]):
+                        self.starts[i].append(start)
+                        while not self._put((i, n, window)):
+                            if self.stopped:
+                                return
+                        n += 1
+                except audio.AudioError as err:
+                    with self.cond:
+                        self.errors[i] = err
+                        self.cond.notify_all()
+                    continue
+                with self.cond:
+                    self.counts[i] = n
+                    self.cond.notify_all()
+        except BaseException as err:  # noqa: BLE001 - a bug or MemoryError: raised in the consumer
+            self._fail(err)
+        finally:
+            with self.cond:
+                self.decoding -= 1
+
+    def _put(self, item: tuple) -> bool:
+        try:
+            self.queue.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            return False
+
+    def _score(self) -> None:
+        try:
+            while not self.stopped:
+                try:
+                    batch = [self.queue.get(timeout=0.1)]
+                except queue.Empty:
+                    # decoders put their last window before they count themselves out: read in this order,
+                    # no decoder left and an empty queue mean no window is left to score
+                    if self.decoding == 0 and self.queue.empty():
+                        return
+                    continue
+                while len(batch) < self.per_call:
+                    try:
+                        batch.append(self.queue.get_nowait())
+                    except queue.Empty:
+                        break
+                probs = self.predictor.model(np.stack([w for _, _, w in batch]))
+                with self.cond:
+                    for (i, k, _), p in zip(batch, probs):
+                        if i in self.probs:  # not a track that failed midway and was handed over
+                            self.probs[i][k] = p
+                    self.cond.notify_all()
+        except BaseException as err:  # noqa: BLE001 - the runner failed: raised in the consumer
+            self._fail(err)
+
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "default.keras"
 
@@ -164,10 +322,16 @@ def load_predictor(path: str | Path | None = None, runtime: str = "auto", jobs: 
     the exported ONNX graph by default, Keras as the fallback). ``jobs``: files
     the caller will classify at once (default: one per core); each model call
     then gets ``cores / jobs`` threads. ``options`` go to :class:`Predictor`
-    (``batch_size``, ``block_seconds``).
+    (``batch_size``, ``block_seconds``, ``window_stride``).
     """
     from utils.models import runtime as runtimes
 
     threads = max(1, cpu_count() // (jobs or cpu_count()))
     runner, card = runtimes.load(path or DEFAULT_MODEL, runtime, threads=threads)
     return Predictor(runner, card.labels, card.frontend, temperature=card.temperature, **options)
+
+
+def _tap(blocks: Iterable[np.ndarray], see: Callable[[np.ndarray], None]) -> Iterator[np.ndarray]:
+    for block in blocks:
+        see(block)
+        yield block

@@ -29,6 +29,8 @@ from utils.models.card import ModelCard, ModelCardError, check_shapes, load_card
 
 RUNTIMES = ("auto", "onnx", "keras")
 SOURCE_KEY = "fma_genre_source_sha256"  # ONNX metadata: hash of the .keras the graph came from
+REWRITE_KEY = "fma_genre_rewrites"  # ONNX metadata: the rewrites of :func:`pool_before_scale` are applied
+REWRITES = "pool_before_scale"
 Runner = Callable[[np.ndarray], np.ndarray]  # windows (B, frames, mels) -> probabilities (B, n_classes)
 
 
@@ -113,12 +115,89 @@ def _layers(layer):
 
 
 def _stamp(path: Path, digest: str) -> None:
+    """Rewrite the exported graph (:func:`pool_before_scale`) and stamp its source hash and the rewrites."""
     import onnx
 
     graph = onnx.load(str(path))
+    pool_before_scale(graph)
     del graph.metadata_props[:]
     graph.metadata_props.add(key=SOURCE_KEY, value=digest)
+    graph.metadata_props.add(key=REWRITE_KEY, value=REWRITES)
     onnx.save(graph, str(path))
+
+
+def pool_before_scale(model) -> int:
+    """Max-pool before batch norm where a norm after a ReLU feeds a max-pool; returns the rewrites made.
+
+    musicnn's front end runs ``Conv -> Relu -> Mul(a) -> Add(b) -> MaxPool`` over
+    the whole frequency axis, so the two element-wise passes run on the full
+    (channels, frames, bins) maps and the pool then keeps one value in 30-96.
+    Per channel, ``a * relu(z) + b`` is monotone in ``z``: increasing where
+    ``a >= 0``, decreasing where ``a < 0``. So its maximum over the bins is
+    ``a * relu(max z) + b`` or ``a * relu(min z) + b``, and ``min z = -max(-z)``:
+    the convolution runs with the weights and bias of the ``a < 0`` channels
+    negated (``-z`` exactly, negation is exact in floating point), is pooled,
+    and only the pooled map is multiplied by the signs, ReLU'd, scaled and
+    shifted. Same arithmetic on the same winning value: the outputs equal the
+    original graph's bit for bit (tests/test_runtime.py), for about 20 % less
+    CPU per window (5 rewrites in the shipped model). ``model`` (an
+    ``onnx.ModelProto``) is changed in place; a graph rewritten before has no
+    such chain left, so a second call makes no rewrite.
+    """
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    consts = {i.name: i for i in graph.initializer}
+    producer = {out: node for node in graph.node for out in node.output}
+    readers: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    for out in graph.output:
+        readers[out.name] = readers.get(out.name, 0) + 1
+
+    def feeding(node, op: str):
+        """The node of type ``op`` whose only reader is ``node``'s first input, or None."""
+        up = producer.get(node.input[0]) if node is not None else None
+        return up if up is not None and up.op_type == op and readers.get(up.output[0]) == 1 else None
+
+    made = 0
+    for pool in [n for n in graph.node if n.op_type == "MaxPool"]:
+        add = feeding(pool, "Add")
+        mul = feeding(add, "Mul")
+        relu = feeding(mul, "Relu")
+        conv = feeding(relu, "Conv")
+        if conv is None or len(conv.input) < 3 or len(pool.output) > 1 or not all(
+                x in consts for x in (conv.input[1], conv.input[2], mul.input[1], add.input[1])):
+            continue
+        w, bias = (numpy_helper.to_array(consts[x]) for x in conv.input[1:3])
+        a, b = numpy_helper.to_array(consts[mul.input[1]]), numpy_helper.to_array(consts[add.input[1]])
+        attrs = {x.name: helper.get_attribute_value(x) for x in pool.attribute}
+        # per-channel a and b, and a pool over the last axis alone (kernel (1, k), no padding)
+        if (a.shape != (1, w.shape[0], 1, 1) or b.shape != a.shape or attrs.get("kernel_shape", [0])[0] != 1
+                or any(attrs.get("pads", [])) or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")):
+            continue
+        sign = np.where(a.reshape(-1) < 0, -1, 1).astype(w.dtype)
+        key = f"{conv.name}/pool_before_scale"
+        graph.initializer.extend([numpy_helper.from_array(w * sign[:, None, None, None], f"{key}/w"),
+                                  numpy_helper.from_array(bias * sign, f"{key}/bias"),
+                                  numpy_helper.from_array(sign.reshape(a.shape), f"{key}/sign")])
+        for old in conv.input[1:3]:
+            if readers[old] == 1:  # read by this convolution alone: drop it
+                graph.initializer.remove(consts.pop(old))
+        conv.input[1], conv.input[2] = f"{key}/w", f"{key}/bias"
+        out = pool.output[0]
+        pool.input[0], pool.output[0] = conv.output[0], f"{key}/pooled"
+        flip = helper.make_node("Mul", [f"{key}/pooled", f"{key}/sign"], [f"{key}/signed"], name=f"{key}/sign")
+        relu.input[0], add.output[0] = f"{key}/signed", out
+        for node in (relu, mul, add):  # after the pool, keeping the node list in topological order
+            graph.node.remove(node)
+        at = list(graph.node).index(pool) + 1
+        for k, node in enumerate((flip, relu, mul, add)):
+            graph.node.insert(at + k, node)
+        made += 1
+    return made
 
 
 class OnnxRunner:
@@ -128,6 +207,12 @@ class OnnxRunner:
     ----------
     path : the ``.onnx`` file
     threads : ONNX Runtime intra-op threads per call (default: every core).
+    arena : keep ONNX Runtime's CPU memory arena (default; off only to measure what it saves)
+
+    A graph exported before :func:`pool_before_scale` existed (no ``REWRITE_KEY``
+    in its metadata) is rewritten in memory as it loads, which costs importing
+    the ``onnx`` package (about a second); a graph exported since carries the
+    rewrite and loads as it is.
 
     Threads do not spin while they wait: on a shared machine spinning cost about
     30 % more CPU per track for no speed. The memory arena stays on: without it
@@ -137,20 +222,24 @@ class OnnxRunner:
     :class:`~utils.models.predict.Predictor` keeps small.
     """
 
-    def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, threads: int | None = None, arena: bool = True) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
+        options.enable_cpu_mem_arena = arena
         options.intra_op_num_threads = threads or cpu_count()
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            metadata = self.session.get_modelmeta().custom_metadata_map
+            if metadata.get(REWRITE_KEY) != REWRITES:
+                self.session = ort.InferenceSession(_rewritten(path), options, providers=["CPUExecutionProvider"])
         except Exception as err:  # ONNX Runtime raises its own types for damaged or foreign files
             raise ModelCardError(path, f"cannot load the ONNX model: {str(err).splitlines()[0]}") from None
         self.path = Path(path)
-        self.source = self.session.get_modelmeta().custom_metadata_map.get(SOURCE_KEY)
+        self.source = metadata.get(SOURCE_KEY)
         inp, = self.session.get_inputs()
         self.input_name = inp.name
         self.input_shape = tuple(inp.shape[1:])
@@ -159,6 +248,15 @@ class OnnxRunner:
     def __call__(self, windows: np.ndarray) -> np.ndarray:
         out, = self.session.run(None, {self.input_name: np.ascontiguousarray(windows, np.float32)})
         return as_probabilities(out)
+
+
+def _rewritten(path: str | os.PathLike) -> bytes:
+    """The graph at ``path`` after :func:`pool_before_scale`, serialised."""
+    import onnx
+
+    model = onnx.load(str(path))
+    pool_before_scale(model)
+    return model.SerializeToString()
 
 
 class KerasRunner:
