@@ -317,7 +317,8 @@ def checks(summary, lofo_summary, held_out: list[str]) -> dict:
 
 def stride_summary(summary, held_out: list[str]) -> dict:
     """The nested-chosen model analysing every k-th window against every window: clean, held-out overall
-    and worst, per condition, and whether both clean and held-out overall stay within 1 point (issue 15)."""
+    and worst, per condition, and whether clean, held-out overall and held-out worst each stay within
+    1 point (issue 15's bar for a faster option; benchmarks/predict.py applies the same)."""
     out = {}
     for k in WINDOW_STRIDES:
         method = "chosen by nested validation" + ("" if k == 1 else f", every {k} windows")
@@ -327,8 +328,7 @@ def stride_summary(summary, held_out: list[str]) -> dict:
     exact = out["stride_1"]
     for k in WINDOW_STRIDES[1:]:
         s = out[f"stride_{k}"]
-        s["within_1_point"] = bool(s["clean"] >= exact["clean"] - 0.01
-                                   and s["held_out_overall"] >= exact["held_out_overall"] - 0.01)
+        s["within_1_point"] = all(s[m] >= exact[m] - 0.01 for m in ("clean", "held_out_overall", "held_out_worst"))
     return out
 
 
@@ -451,7 +451,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cache", type=Path, default=ROOT / "cache" / "robustness", help="embedding cache folder")
     p.add_argument("--reports", type=Path, default=ROOT / "reports")
     p.add_argument("--save-default", type=Path, metavar="MODEL.keras")
-    p.add_argument("--render-only", action="store_true", help="only rewrite robustness.md from robustness.json")
+    p.add_argument("--render-only", action="store_true",
+                   help="no new run: recompute the derived fields (checks, window_stride) of robustness.json from "
+                        "its summary and rewrite robustness.md")
     return p.parse_args(argv)
 
 
@@ -469,6 +471,11 @@ def main(argv=None) -> int:
         import json
 
         results = json.loads((args.reports / "robustness.json").read_text())
+        # derived fields follow this code's definitions, recomputed from the stored summary
+        held_out = list(results["held_out_conditions"])
+        results["checks"] = checks(results["summary"], results["lofo_summary"], held_out)
+        results["window_stride"] = stride_summary(results["summary"], held_out)
+        write_json(args.reports / "robustness.json", results)
         write_text(args.reports / "robustness.md", text := markdown(results))
         print(text)
         if args.save_default:

@@ -177,7 +177,7 @@ def create_app(predictor: Predictor, config: WebConfig = WebConfig(), model_name
         log-Mel spectrogram of its first ``spectrogram_seconds`` seconds.
         ``window_stride`` says which 3 s windows the model analysed: 1, every
         window (the exact model, the server's default), or 2, every other one
-        (a server started with ``--fast``, about twice as fast).
+        (a server started with ``--fast``, faster).
         Errors: 413 too large, 415 not an accepted audio format, 422 an audio
         file that cannot be decoded or used (message says why).
         """

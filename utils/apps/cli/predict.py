@@ -20,8 +20,8 @@ RUNTIME_HELP = ("auto (default): the model's exported .onnx on ONNX Runtime, re-
                 "onnx: only the exported graph; keras: the Keras model")
 JOBS_HELP = ("files decoded at once, and model calls at once on windows batched across files "
              "(default: one per core)")
-FAST_HELP = ("analyse every other 3 s window: about twice as fast; accuracy in reports/robustness.json "
-             "(default: every window, the exact model)")
+FAST_HELP = ("analyse every other 3 s window: about half the model time; its accuracy against every window: "
+             "reports/robustness.json (default: every window, the exact model)")
 
 
 def window_stride(args: argparse.Namespace) -> int:
