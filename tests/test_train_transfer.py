@@ -58,7 +58,7 @@ def test_train_refuses_a_folder_without_genres_in_one_line(tmp_path, sample):
                "--out", str(tmp_path / "run"))
     assert done.returncode == 1 and "Traceback" not in done.stderr  # TensorFlow's start-up log may precede it
     assert done.stderr.strip().splitlines()[-1].startswith("fma-genre: error: ")
-    assert "at least two sub-folders" in done.stderr.strip().splitlines()[-1]
+    assert "two sub-folders" in done.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "run" / "model.keras").exists()
 
 

@@ -114,17 +114,10 @@ class TransferOutcome:
 
 
 def labelled_tracks(root: str | os.PathLike, classes: list[str] | None = None) -> pd.DataFrame:
-    """The audio files of ``root/<label>/...``, with ``label``; :class:`FmaGenreError` if fewer than two labels."""
+    """The audio files of ``root/<label>/...``, with ``label`` (see :func:`usable_tracks`)."""
     from utils.data.datasets import folder
 
-    tracks = folder(root)
-    tracks = tracks[tracks.label.notna()]
-    if classes:
-        tracks = tracks[tracks.label.isin(classes)]
-    labels = sorted(tracks.label.unique())
-    if len(labels) < 2:
-        raise FmaGenreError(root, f"needs audio files in at least two sub-folders <genre>/, found {labels}")
-    return tracks.reset_index(drop=True)
+    return usable_tracks(folder(root), str(root), classes)
 
 
 def usable_tracks(tracks: pd.DataFrame, source: str, classes: Sequence[str] | None = None) -> pd.DataFrame:
@@ -138,7 +131,8 @@ def usable_tracks(tracks: pd.DataFrame, source: str, classes: Sequence[str] | No
         tracks = tracks[tracks.label.isin(classes)]
     labels = sorted(tracks.label.unique())
     if len(labels) < 2:
-        raise FmaGenreError(source, f"needs labelled audio files of at least two labels, found {labels}")
+        raise FmaGenreError(source, f"needs labelled audio files of at least two labels (for a folder: two "
+                                    f"sub-folders <genre>/), found {labels}")
     if not tracks.path.map(lambda p: Path(p).is_file()).any():
         raise FmaGenreError(source, f"none of its {len(tracks)} labelled audio files exists "
                                     f"(e.g. {tracks.path.iloc[0]}); were they moved or made on another machine?")
