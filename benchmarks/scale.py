@@ -10,10 +10,12 @@ fresh temporary cache; the time is the wall time of that call (plan, submit,
 all shards committed). The workers' CPU time over the run gives the cost
 per track in core-seconds. For reference, the same tracks are extracted in
 this process without Dask (:func:`utils.data.cache.extract`, decode thread
-ahead), and each clip's cost is timed alone in one thread
-(``prefetch=0``), best of ``--rounds``; the ratio of a worker's CPU per
-track to that, on the same clips, is the cost Dask and the decode thread
-add, and it scales the per-format cost to what a worker spends.
+ahead, shards written: the same work a worker does), with this process's
+CPU time: a worker's CPU per track over that is the cost of Dask itself.
+Each clip's cost is also timed alone in one thread (``prefetch=0``, no
+shard written), best of ``--rounds``; the ratio of a worker's CPU per track
+to that, on the same clips, scales the per-format cost to what a worker
+spends.
 
 The files are read from the OS page cache after the first pass: this is the
 compute cost, not the cost of reading audio from a network file system.
@@ -129,8 +131,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         here0, all0 = time.process_time(), busy()
         local = cache.extract(tracks, Path(tmp) / "cache", fe, shard_size=args.shard_size, progress=False)
-        others = busy() - all0 - (time.process_time() - here0)
-    print(f"in this process, no Dask: {len(tracks) / local.seconds:.2f} tracks/s "
+        local_cpu = time.process_time() - here0
+        others = busy() - all0 - local_cpu
+    in_process = local_cpu / len(tracks)
+    print(f"in this process, no Dask: {len(tracks) / local.seconds:.2f} tracks/s, {in_process:.4f} core-s per track "
           f"(other processes meanwhile: {others / local.seconds:.2f} cores)")
     rate, cost, runs = {}, {}, {}
     for n in (1, 2):
@@ -150,9 +154,12 @@ def main() -> None:
           + ", ".join(f"{k} {v:.4f}" for k, v in by_kind.items()))
     print(f"a worker spends {overhead:.2f}x that (1-worker run, same clips): "
           + ", ".join(f"{k} {v * overhead:.4f}" for k, v in by_kind.items()) + " core-s per 30 s clip on Dask")
+    print(f"and {cost[1] / in_process:.2f}x the in-process path (decode thread and shard writes included)")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     report = {"tracks": len(tracks), "clips": len(files), "repeat": args.repeat, "shard_size": args.shard_size,
-              "in_process_tracks_per_s": len(tracks) / local.seconds,
+              "rounds": args.rounds,
+              "in_process_tracks_per_s": len(tracks) / local.seconds, "in_process_core_s_per_track": in_process,
+              "worker_vs_in_process": cost[1] / in_process,
               "workers": {str(n): r for n, r in runs.items()}, "speed_up": rate[2] / rate[1],
               "one_thread_core_s": {k: float(v) for k, v in by_kind.items()}, "dask_overhead": float(overhead),
               "worker_core_s_per_clip": {k: float(v * overhead) for k, v in by_kind.items()},
@@ -173,8 +180,11 @@ def markdown(report: dict) -> str:
               f"| {r['client_core_s_per_track']:.4f} core-s | {r['other_cores']:.2f} cores |"
               for n, r in report["workers"].items()]
     lines += ["", f"Speed-up with 2 workers: **{report['speed_up']:.2f}**; in one process without Dask: "
-              f"{report['in_process_tracks_per_s']:.1f} tracks/s. A worker spends **{cost:.3f} core-s per 30 s "
-              f"FMA mp3** ({report['dask_overhead']:.2f}x the cost of one thread alone).", "",
+              f"{report['in_process_tracks_per_s']:.1f} tracks/s at {report['in_process_core_s_per_track']:.3f} "
+              f"core-s per track. A Dask worker spends **{report['worker_vs_in_process']:.2f}x the CPU per track "
+              f"of that in-process path** (target ≤ 1.15x; both decode ahead in a thread and write shards), "
+              f"and {report['dask_overhead']:.2f}x the bare decode and transform of one clip in one thread, "
+              f"best of {report['rounds']}: **{cost:.3f} core-s per 30 s FMA mp3**.", "",
               f"What that cost means with {per_machine} workers per `{proj['machine']}` (assumed "
               f"${proj['usd_per_machine_hour']}/h, assumed to match a core here), compute only:", "",
               "| | work | " + " | ".join(f"{m} machine{'s' * (m > 1)}" for m in proj["machines"]) + " | cost |",
