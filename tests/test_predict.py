@@ -7,8 +7,9 @@ import soundfile as sf
 
 from utils import audio
 from utils.audio.frontend import LogMel, windows
+from utils.models.calibration import apply_temperature, log_probs
 from utils.models.card import ModelCardError
-from utils.models.predict import load_predictor
+from utils.models.predict import load_predictor, mean_per_track
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +121,34 @@ def test_a_track_shorter_than_the_stride_still_gets_a_window(fma_mp3s):
     assert len(one.window_times) == 1
     with pytest.raises(ValueError, match="window_stride"):
         load_predictor(None, window_stride=0)
+
+
+def test_silent_stretches_carry_no_genre(shipped, gtzan_wavs, tmp_path):
+    # 15 s of digital silence either side of a real clip: a lead-in and a run-out
+    clip, sr = sf.read(gtzan_wavs[0], dtype="int16")
+    padded = tmp_path / "lead_in.wav"
+    sf.write(padded, np.concatenate([np.zeros(15 * sr, np.int16), clip, np.zeros(15 * sr, np.int16)]), sr,
+             subtype="PCM_16")
+    alone, result = shipped.predict_file(gtzan_wavs[0]), shipped.predict_file(padded)
+    heard = result.window_audible
+    assert alone.window_audible.all() and not heard[:4].any() and not heard[-4:].any() and heard.sum() >= 10
+    def track(windows):  # the card's calibration on the mean of the windows
+        return apply_temperature(log_probs(windows.mean(axis=0, keepdims=True)), shipped.temperature)[0]
+
+    np.testing.assert_allclose(result.probabilities, track(result.window_probabilities[heard]), atol=1e-6)
+    every_window = track(result.window_probabilities)
+    assert result.genre == alone.genre
+    assert np.abs(result.probabilities - alone.probabilities).max() < np.abs(every_window - alone.probabilities).max()
+    segments = result.segments()
+    assert segments[0][2] == segments[-1][2] == "silence" and segments[0][:2] == (0.0, pytest.approx(15.0, abs=3))
+    batched = dict(shipped.predict_files([padded], jobs=2))[padded]
+    np.testing.assert_array_equal(batched.window_audible, heard)
+    np.testing.assert_allclose(batched.probabilities, result.probabilities, rtol=0, atol=1e-5)
+
+
+def test_a_track_with_no_audible_window_is_the_mean_of_all():
+    probs = np.array([[0.9, 0.1], [0.5, 0.5], [0.2, 0.8], [0.4, 0.6]])
+    track = np.array([0, 0, 1, 1])
+    means = mean_per_track(probs, track, 2, heard=np.array([True, False, False, False]))
+    np.testing.assert_allclose(means, [[0.9, 0.1], [0.3, 0.7]])
+    np.testing.assert_allclose(mean_per_track(probs, track, 2), [[0.7, 0.3], [0.3, 0.7]])

@@ -286,10 +286,36 @@ def _from_power(p: np.ndarray, log: str) -> np.ndarray:
     return 10.0 * np.log10(np.maximum(p, AMIN)) if log == "db" else np.log1p(10000.0 * p) / np.log(10.0)
 
 
+def _mean_db(w: np.ndarray, fe: FrontEnd) -> np.ndarray:
+    """Mean Mel power of each window ``(..., frames, mels)`` in dB."""
+    return 10 * np.log10(np.maximum(_to_power(np.asarray(w, np.float64), fe.log).mean(axis=(-2, -1)), 1e-30))
+
+
 def level_gain_db(w: np.ndarray, fe: FrontEnd) -> np.ndarray:
     """The gain in dB that :func:`normalize_level` applies to each of the windows ``w (..., frames, mels)``."""
-    mean_db = 10 * np.log10(np.maximum(_to_power(np.asarray(w, np.float64), fe.log).mean(axis=(-2, -1)), 1e-30))
-    return fe.level_db - np.maximum(mean_db, fe.level_floor_db)
+    return fe.level_db - np.maximum(_mean_db(w, fe), fe.level_floor_db)
+
+
+def audible(w: np.ndarray, fe: FrontEnd) -> np.ndarray:
+    """Whether each window ``(..., frames, mels)`` as the front end cut it holds sound: bool ``(...)``.
+
+    A window is silent when its mean Mel power, before level normalisation, was
+    more than 1 dB under ``fe.level_floor_db`` (-60 dB by default): a silent
+    lead-in, a gap between movements, the run-out before a hidden track. With
+    ``level="window"`` that is read from the normalised window itself, which
+    then sits that far under ``fe.level_db``. A silent window carries no genre,
+    so a track's probabilities leave it out (:class:`utils.models.predict.Predictor`).
+
+    Examples
+    --------
+    >>> fe = FrontEnd(level="window")
+    >>> quiet = np.full((1, 187, 96), -50.0, np.float32)  # a -50 dB passage (log="db")
+    >>> silence = np.full((1, 187, 96), fe.floor, np.float32)
+    >>> audible(normalize_level(np.concatenate([quiet, silence]), fe), fe).tolist()
+    [True, False]
+    """
+    threshold = fe.level_db if fe.level == "window" else fe.level_floor_db
+    return _mean_db(w, fe) > threshold - 1.0
 
 
 def normalize_level(w: np.ndarray, fe: FrontEnd) -> np.ndarray:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 import keras
 import numpy as np
 from keras import layers
+from utils.models.predict import mean_per_track
 from utils.models.registry import CNN_MODELS, check_model
 
 
@@ -173,14 +174,3 @@ def track_probabilities(window_probs: np.ndarray, track_ids: Sequence) -> tuple[
         raise ValueError(f"need probabilities (n_windows, n_classes) and n_windows track ids, "
                          f"got {window_probs.shape} and {len(inverse)}")
     return ids, mean_per_track(window_probs, inverse, len(ids))
-
-
-def mean_per_track(window_probs: np.ndarray, track: np.ndarray, n_tracks: int) -> np.ndarray:
-    """Mean of the window probabilities ``(n_windows, C)`` of each track; ``track`` gives each
-    window's track index (0 .. n_tracks - 1). As :mod:`utils.models.predict` aggregates windows."""
-    sums = np.zeros((n_tracks, window_probs.shape[1]))
-    np.add.at(sums, track, window_probs)
-    counts = np.bincount(track, minlength=n_tracks)
-    if (counts == 0).any():
-        raise ValueError(f"tracks without windows: {np.flatnonzero(counts == 0)[:5].tolist()}")
-    return sums / counts[:, None]

@@ -4,7 +4,9 @@ The one prediction path behind the CLI, the web app and the evaluation
 notebook. Audio is decoded in blocks (:func:`utils.audio.stream`), turned into
 log-Mel frames block by block and cut into the model's windows as they come,
 so a one-hour file is classified in memory bounded by one block of audio and
-one batch of windows. A track's probabilities are the mean of its windows'.
+one batch of windows. A track's probabilities are the mean of its audible
+windows' (:func:`utils.audio.frontend.audible`: a silent lead-in or gap carries
+no genre), or of all its windows when none is audible.
 Many files go through :meth:`Predictor.predict_files`, which decodes them in
 threads ahead of the model and batches their windows across files.
 """
@@ -22,7 +24,7 @@ import numpy as np
 from utils import audio
 from utils.models.calibration import apply_temperature, log_probs
 from utils.models.runtime import cpu_count
-from utils.audio.frontend import FrontEnd, LogMel, stream_windows
+from utils.audio.frontend import FrontEnd, LogMel, audible, stream_windows
 
 
 @dataclass(frozen=True)
@@ -33,12 +35,15 @@ class TrackPrediction:
     ----------
     path : the file
     labels : class names, in the model's output order
-    probabilities : (n_classes,) mean of the window probabilities
+    probabilities : (n_classes,) mean of the audible windows' probabilities (of all
+        windows if none is audible)
     window_times : (n_windows,) start of each window in seconds
     window_probabilities : (n_windows, n_classes)
     window_seconds : length of one window in seconds
     window_stride : 1 if every window of the track was analysed, k if every k-th
         (:class:`Predictor`'s ``window_stride``)
+    window_audible : (n_windows,) bool, False for a silent window
+        (:func:`utils.audio.frontend.audible`); None: every window counted
     """
 
     path: str
@@ -48,6 +53,7 @@ class TrackPrediction:
     window_probabilities: np.ndarray
     window_seconds: float
     window_stride: int = 1
+    window_audible: np.ndarray | None = None
 
     @property
     def genre(self) -> str:
@@ -60,17 +66,20 @@ class TrackPrediction:
 
     def segments(self) -> list[tuple[float, float, str, float]]:
         """The genre over time: runs of windows with the same top genre, as
-        ``(start s, end s, genre, mean probability of that genre)``."""
+        ``(start s, end s, genre, mean probability of that genre)``; a run of silent
+        windows (``window_audible``) is ``"silence"`` with probability 1."""
         best = self.window_probabilities.argmax(axis=1)
+        if self.window_audible is not None:
+            best = np.where(self.window_audible, best, -1)
         runs: list[tuple[float, float, str, float]] = []
         i = 0
         while i < len(best):
             j = i
             while j + 1 < len(best) and best[j + 1] == best[i]:
                 j += 1
-            p = float(self.window_probabilities[i:j + 1, best[i]].mean())
-            runs.append((float(self.window_times[i]), float(self.window_times[j] + self.window_seconds),
-                         self.labels[best[i]], p))
+            genre, p = ("silence", 1.0) if best[i] < 0 else \
+                (self.labels[best[i]], float(self.window_probabilities[i:j + 1, best[i]].mean()))
+            runs.append((float(self.window_times[i]), float(self.window_times[j] + self.window_seconds), genre, p))
             i = j + 1
         return runs
 
@@ -80,6 +89,31 @@ class TrackPrediction:
                 "top": [{"genre": g, "probability": p} for g, p in self.top(k)],
                 "probabilities": dict(zip(self.labels, map(float, self.probabilities))),
                 "window_stride": self.window_stride}
+
+
+def mean_per_track(window_probs: np.ndarray, track: np.ndarray, n_tracks: int,
+                   heard: np.ndarray | None = None) -> np.ndarray:
+    """Mean of the window probabilities ``(n_windows, C)`` of each track; ``track`` gives each
+    window's track index (0 .. n_tracks - 1). As :class:`Predictor` aggregates a track's windows.
+
+    ``heard`` (bool ``(n_windows,)``, :func:`utils.audio.frontend.audible`) leaves a track's
+    silent windows out of its mean, unless none of its windows is audible. None counts every
+    window: the dataset evaluations, whose cached 30 s excerpts they are given as windows of
+    their model, not as arrays.
+    """
+    window_probs, track = np.asarray(window_probs), np.asarray(track)
+    counts = np.bincount(track, minlength=n_tracks)
+    if (counts == 0).any():
+        raise ValueError(f"tracks without windows: {np.flatnonzero(counts == 0)[:5].tolist()}")
+    if heard is not None:
+        heard = np.asarray(heard, bool)
+        none_heard = np.bincount(track, weights=heard, minlength=n_tracks) == 0
+        counted = heard | none_heard[track]
+        track, window_probs = track[counted], window_probs[counted]
+        counts = np.bincount(track, minlength=n_tracks)
+    sums = np.zeros((n_tracks, window_probs.shape[1]))
+    np.add.at(sums, track, window_probs)
+    return sums / counts[:, None]
 
 
 class Predictor:
@@ -142,26 +176,29 @@ class Predictor:
         them instead of decoding the file again). Raises
         :class:`utils.audio.decoder.AudioError` for a file that cannot be used.
         """
-        starts, probs = [], []
+        starts, heard, probs = [], [], []
         batch: list[np.ndarray] = []
         for start, window in self.windows(path, offset, duration, on_frames):
             starts.append(start)
+            heard.append(bool(audible(window, self.frontend)))
             batch.append(window)
             if len(batch) == self.batch_size:
                 probs.append(self.model(np.stack(batch)))
                 batch = []
         if batch:
             probs.append(self.model(np.stack(batch)))
-        return self._track(str(path), np.asarray(starts), np.concatenate(probs), offset)
+        return self._track(str(path), np.asarray(starts), np.concatenate(probs), np.asarray(heard), offset)
 
-    def _track(self, path: str, starts: np.ndarray, window_probs: np.ndarray, offset: float = 0.0) -> TrackPrediction:
+    def _track(self, path: str, starts: np.ndarray, window_probs: np.ndarray, heard: np.ndarray,
+               offset: float = 0.0) -> TrackPrediction:
         fe = self.frontend
+        mean = mean_per_track(window_probs, np.zeros(len(window_probs), int), 1, heard)
         return TrackPrediction(
             path=path, labels=self.labels,
-            probabilities=apply_temperature(log_probs(window_probs.mean(axis=0, keepdims=True)),
-                                            self.temperature)[0],
+            probabilities=apply_temperature(log_probs(mean), self.temperature)[0],
             window_times=offset + starts * (fe.hop_length / fe.sample_rate),
-            window_probabilities=window_probs, window_seconds=fe.window_seconds, window_stride=self.window_stride)
+            window_probabilities=window_probs, window_seconds=fe.window_seconds, window_stride=self.window_stride,
+            window_audible=heard)
 
     def predict_files(self, paths: Iterable[str | Path], jobs: int | None = None
                       ) -> Iterator[tuple[Path, TrackPrediction | audio.AudioError]]:
@@ -212,6 +249,7 @@ class _Batched:
         self.consumed = 0  # files the consumer has taken
         self.decoding = jobs  # decoders still running
         self.starts: dict[int, list[int]] = {}
+        self.heard: dict[int, list[bool]] = {}
         self.probs: dict[int, dict[int, np.ndarray]] = {}
         self.counts: dict[int, int] = {}  # windows of each fully decoded track
         self.errors: dict[int, audio.AudioError] = {}
@@ -230,10 +268,12 @@ class _Batched:
                 raise self.failure
             self.consumed = i + 1
             self.cond.notify_all()
-            starts, probs, n = self.starts.pop(i), self.probs.pop(i), self.counts.pop(i, 0)
+            starts, heard = self.starts.pop(i), self.heard.pop(i)
+            probs, n = self.probs.pop(i), self.counts.pop(i, 0)
             if i in self.errors:
                 return self.errors.pop(i)
-        return self.predictor._track(str(self.paths[i]), np.asarray(starts), np.stack([probs[k] for k in range(n)]))
+        return self.predictor._track(str(self.paths[i]), np.asarray(starts), np.stack([probs[k] for k in range(n)]),
+                                     np.asarray(heard))
 
     def stop(self) -> None:
         with self.cond:
@@ -254,11 +294,12 @@ class _Batched:
                     if self.stopped or self.next >= len(self.paths):
                         return
                     i, self.next = self.next, self.next + 1
-                    self.starts[i], self.probs[i] = [], {}
+                    self.starts[i], self.heard[i], self.probs[i] = [], [], {}
                 n = 0
                 try:
                     for start, window in self.predictor.windows(self.paths[i]):
                         self.starts[i].append(start)
+                        self.heard[i].append(bool(audible(window, self.predictor.frontend)))
                         while not self._put((i, n, window)):
                             if self.stopped:
                                 return
