@@ -28,6 +28,7 @@ CONDITIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "sox_reverb_hall": ("sox", ("reverb", "70", "50", "100")),
     "sox_brown_noise_15dB": ("sox_noise", ("brownnoise", "15")),
     "sox_telephone_band": ("sox", ("sinc", "300-3400")),
+    "sox_no_bass_800Hz": ("sox", ("sinc", "800")),
     "ffmpeg_opus_12k": ("ffmpeg", ("-c:a", "libopus", "-b:a", "12k", "-f", "ogg")),
     "ffmpeg_laptop_speaker": ("ffmpeg", ("-af", "highpass=f=400:poles=2,lowpass=f=6000,"
                                          "equalizer=f=1200:t=q:w=1:g=6", "-f", "wav")),
