@@ -176,50 +176,52 @@ def embed_files(paths: list[Path], folder: Path, copies: Sequence[int], seed: in
     copies of each file (aligned with ``paths``)."""
     from utils.models.musicnn import MusicnnEmbedder
 
-    embedder, out = None, {}
-    for n, (path, n_copies) in enumerate(zip(paths, copies)):
-        if not path.is_file():
-            out[path] = audio.MissingFileError(path, "no such file")
-            log(f"skipped {out[path]}")
-            continue
-        files = [folder / f"{_digest(path, k)}.npy" for k in range(n_copies + 1)]
-        if all(f.is_file() for f in files):
-            out[path] = [np.load(f) for f in files]
-            continue
+    embedder = None
+
+    def embed(y: np.ndarray, path: Path) -> np.ndarray:
+        nonlocal embedder  # built on the first file not cached yet: a resumed run may need none
         embedder = embedder or MusicnnEmbedder(LAYERS, fe=FRONTEND)
-        try:
-            y = audio.load(path, FRONTEND.sample_rate)
-            xs = []
-            for k, f in enumerate(files):
-                emb = embedder.samples(_augmented(y, path, k, seed), str(path))
-                xs.append(np.concatenate([emb[name] for name in LAYERS], axis=1))
-                write_atomic(f, lambda tmp, x=xs[-1]: _save(tmp, x))
-            out[path] = xs
-        except audio.AudioError as err:
-            out[path] = err
-            log(f"skipped {err}")
-        if (n + 1) % 10 == 0:
-            log(f"embedded {n + 1} of {len(paths)} files")
-    return out
+        emb = embedder.samples(y, str(path))
+        return np.concatenate([emb[name] for name in LAYERS], axis=1)
+
+    cached = _cached_copies(paths, folder, copies, seed, embed, log, "embedded")
+    return {p: f if isinstance(f, audio.AudioError) else [np.load(x) for x in f] for p, f in cached.items()}
 
 
 def window_files(paths: list[Path], folder: Path, copies: Sequence[int], seed: int = 0,
-                 log: Callable[[str], None] = print) -> dict[Path, list[Path]]:
+                 log: Callable[[str], None] = print) -> dict[Path, list[Path] | audio.AudioError]:
     """Per file: the ``.npy`` files of its ``[clean, copy 1, ...]`` :data:`FRONTEND` windows, float16
-    ``(n_windows, 187, 96)`` (about 36 kB per second of audio), written to ``folder`` unless there.
+    ``(n_windows, 187, 96)`` (about 36 kB per second of audio), written to ``folder`` unless there;
+    a file that cannot be used maps to its :class:`utils.audio.AudioError`.
 
     The copies are those :func:`embed_files` embeds (same seeds), for fine-tuning.
     """
-    logmel, out = LogMel(FRONTEND), {}
+    logmel = LogMel(FRONTEND)
+    return _cached_copies(paths, folder, copies, seed,
+                          lambda y, path: windows(logmel(y), FRONTEND, str(path)).astype(np.float16), log,
+                          "cut the windows of")
+
+
+def _cached_copies(paths: list[Path], folder: Path, copies: Sequence[int], seed: int,
+                   compute: Callable[[np.ndarray, Path], np.ndarray], log: Callable[[str], None],
+                   verb: str) -> dict[Path, list[Path] | audio.AudioError]:
+    """Per file: the ``.npy`` files of ``compute(copy k of its audio, path)`` for the clean copy and
+    each augmented one, each written atomically to ``folder`` unless there (a killed run resumes)."""
+    out: dict[Path, list[Path] | audio.AudioError] = {}
     for n, (path, n_copies) in enumerate(zip(paths, copies)):
         files = [folder / f"{_digest(path, k)}.npy" for k in range(n_copies + 1)]
         if not all(f.is_file() for f in files):
-            y = audio.load(path, FRONTEND.sample_rate)
-            for k, f in enumerate(files):
-                w = windows(logmel(_augmented(y, path, k, seed)), FRONTEND, str(path)).astype(np.float16)
-                write_atomic(f, lambda tmp, x=w: _save(tmp, x))
+            try:
+                y = audio.load(path, FRONTEND.sample_rate)
+                for k, f in enumerate(files):
+                    x = compute(_augmented(y, path, k, seed), path)
+                    write_atomic(f, lambda tmp, x=x: _save(tmp, x))
+            except audio.AudioError as err:
+                out[path] = err
+                log(f"skipped {err}")
+                continue
             if (n + 1) % 10 == 0:
-                log(f"cut the windows of {n + 1} of {len(paths)} files")
+                log(f"{verb} {n + 1} of {len(paths)} files")
         out[path] = files
     return out
 
