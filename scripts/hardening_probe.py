@@ -27,15 +27,26 @@ sys.path.insert(0, str(ROOT))
 from utils.evaluation.provenance import finish, provenance, write_report  # noqa: E402
 
 
-def ctrl_c_seconds(jobs: int, folder: Path) -> float:
-    # every file classified is decoded through Predictor.windows
-    script = ("import sys; from utils.models.predict import Predictor; real = Predictor.windows\n"
+def interrupt_predict(args: list[str], jobs: int, hold_s: float = 5.0, timeout: float = 120.0
+                      ) -> tuple[float, int, str]:
+    """Run ``fma-genre predict ARGS --jobs JOBS`` through ``console`` (the program's entry point),
+    send SIGINT once decoders have files in flight, and return (seconds until the process was
+    gone, its exit status, the rest of its standard error).
+
+    Each file's windows are decoded and classified for real, then its decoder holds it in flight
+    for ``hold_s`` s, so the signal lands while the pipeline is busy however fast the runtime is.
+    SIGINT is delivered as in a terminal: a runner started in the background (CI, ``cmd &``)
+    passes it on ignored, and Python then never raises KeyboardInterrupt.
+    """
+    script = ("import sys, time; from utils.models.predict import Predictor; real = Predictor.windows\n"
               "def announce(self, path, *a, **k):\n"
-              "    print('classifying', file=sys.stderr, flush=True); return real(self, path, *a, **k)\n"
-              "Predictor.windows = announce\nfrom utils.apps.cli import console; console()\n")
-    proc = subprocess.Popen([sys.executable, "-c", script, "predict", str(folder), "--jobs", str(jobs)],
+              "    print('classifying', path, file=sys.stderr, flush=True); yield from real(self, path, *a, **k)\n"
+              f"    time.sleep({hold_s})\n"
+              "Predictor.windows = announce\n"
+              "from utils.apps.cli import console; console()\n")
+    proc = subprocess.Popen([sys.executable, "-c", script, "predict", *args, "--jobs", str(jobs)],
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True,  # SIGINT as in a terminal, even from `probe &`
+                            stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     started = 0
     for line in proc.stderr:
@@ -45,8 +56,15 @@ def ctrl_c_seconds(jobs: int, folder: Path) -> float:
     time.sleep(0.5)
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=120)
-    return round(time.monotonic() - sent, 2)
+    try:
+        rc = proc.wait(timeout=timeout)
+    finally:
+        proc.kill()
+    return round(time.monotonic() - sent, 2), rc, proc.stderr.read()
+
+
+def ctrl_c_seconds(jobs: int, folder: Path) -> float:
+    return interrupt_predict([str(folder)], jobs)[0]
 
 
 def download_seconds(base_url: str, dest: Path) -> float:

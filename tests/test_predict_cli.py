@@ -2,12 +2,9 @@
 an output that cannot be written, Ctrl-C with several jobs, and --fast."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,9 @@ import pytest
 from utils.apps.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("hardening_probe", ROOT / "scripts" / "hardening_probe.py")
+hardening_probe = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(hardening_probe)
 
 
 def test_failed_files_are_in_the_json_with_their_error(tiny_model, sample, tmp_path, capsys):
@@ -92,35 +92,8 @@ def test_ctrl_c_exits_within_2_s(jobs, tiny_model, gtzan_wavs, tmp_path):
     y, sr = sf.read(gtzan_wavs[0], dtype="int16")
     for i in range(6):  # six ten-minute files: minutes of work in flight
         sf.write(tmp_path / f"long_{i}.wav", np.tile(y, 20), sr)
-    # Each file's windows are decoded and classified for real, then its decoder holds it in flight for
-    # 5 s, so the signal lands while the pipeline is busy however fast the runtime is (ONNX Runtime on
-    # a tiny model can finish ten minutes of audio within the half second we wait).
-    script = ("import sys, time; from utils.models.predict import Predictor; real = Predictor.windows\n"
-              "def announce(self, path, *a, **k):\n"
-              "    print('classifying', path, file=sys.stderr, flush=True); yield from real(self, path, *a, **k)\n"
-              "    time.sleep(5)\n"
-              "Predictor.windows = announce\n"
-              "from utils.apps.cli import console; console()\n")
-    proc = subprocess.Popen([sys.executable, "-c", script, "predict", str(tmp_path), "--model", str(tiny_model),
-                             "--jobs", str(jobs)], env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            # as in a terminal: a runner started in the background (CI, `cmd &`)
-                            # passes SIGINT on ignored, and Python then never raises KeyboardInterrupt
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    started = 0
-    for line in proc.stderr:  # wait until the decoders have files in flight
-        started += line.startswith("classifying")
-        if started >= min(jobs + 1, 3):
-            break
-    time.sleep(0.5)
-    sent = time.monotonic()
-    proc.send_signal(signal.SIGINT)
-    try:
-        rc = proc.wait(timeout=30)
-    finally:
-        proc.kill()
-    took = time.monotonic() - sent
-    rest = proc.stderr.read()
+    took, rc, rest = hardening_probe.interrupt_predict([str(tmp_path), "--model", str(tiny_model)], jobs,
+                                                        timeout=30)
     assert took < 2, f"--jobs {jobs}: exited {took:.1f} s after Ctrl-C"
     assert rc == 130 and "fma-genre: interrupted" in rest and "Traceback" not in rest
 
