@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `python scripts/render_docs.py` from a checkout without installing
 
 from utils.atomic import write_text  # noqa: E402
+from utils.models.backend import quiet  # noqa: E402
 
 DOCS = ("README.md", "models/musicnn/README.md")
 # reports/NAME.md -> (the script that writes it, its function JSON -> Markdown, the JSON's NAME)
@@ -53,6 +54,7 @@ RENDERERS = {
     "robustness": ("scripts/robustness_experiment.py", "markdown", "robustness"),
     "benchmarks_predict": ("benchmarks/predict.py", "markdown", "benchmarks_predict"),
     "hardening": ("scripts/hardening_probe.py", "markdown", "hardening"),
+    "band_probe": ("scripts/band_probe.py", "markdown", "band_probe"),
 }
 BLOCK = re.compile(r"^<!-- BEGIN (reports/[\w./-]+\.md) -->\n(.*?)^<!-- END \1 -->$", re.M | re.S)
 # A measured figure: a number (or mean ± spread) followed by a percent sign, a times sign or a unit
@@ -85,7 +87,8 @@ PENDING = {
 def _module(script: str):
     spec = importlib.util.spec_from_file_location(Path(script).stem + "_renderer", ROOT / script)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    with quiet():  # some renderers' scripts import Keras, whose start-up logs are not ours to show
+        spec.loader.exec_module(module)
     return module
 
 

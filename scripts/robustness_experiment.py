@@ -526,14 +526,13 @@ def main(argv=None) -> int:
                                        "clip); the SoX/FFmpeg conditions were not looked at. It led to the steeper "
                                        "EQ filters (utils.audio.augment._steep); the proxies are not candidates. "
                                        "After the previous run, the model it shipped, tried on 30 of its training "
-                                       "clips through SoX brick-wall filters, got 15 right in a telephone band "
-                                       "(300-3400 Hz), 16 and 8 with everything under 500 Hz and 1 kHz cut, 24 "
-                                       "in 200-4000 Hz and 27 under 3 kHz (and all 30 through pitch, tempo, 8-bit, "
-                                       "11 kHz, 32 kbit/s MP3 and AAC, bass and treble shelves). That led to "
-                                       "the EQ family's highpass alone, lowpass alone and both (utils.audio."
-                                       "augment._eq, slopes up to 48 dB/oct) and to the telephone band and the "
-                                       "800 Hz highpass joining the held-out conditions; no other held-out "
-                                       "condition was looked at for it.",
+                                       "clips through SoX brick-wall filters and other effects (reports/"
+                                       "band_probe.json, model 'before'), missed many in a telephone band and "
+                                       "with the bass cut. That led to the EQ family's "
+                                       "highpass alone, lowpass alone and both (utils.audio.augment._eq, slopes "
+                                       "up to 48 dB/oct) and to the telephone band and the 800 Hz highpass "
+                                       "joining the held-out conditions; no other held-out condition was looked "
+                                       "at for it.",
         "lofo_note": f"repeats < {args.lofo_repeats}; head variant as chosen by the outer fold's nested selection "
                      "(whose criterion included the family's copies of other clips)",
         "choices": choices, "choice_counts": dict(counts), "shipped_variant": shipped,
