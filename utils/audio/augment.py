@@ -57,8 +57,8 @@ def _eq(y, sr, rng):
     nyq = sr / 2
     # Each band edge alone and both together: a copy that differs from its master most often lacks
     # bass (phone, laptop and kitchen speakers), treble (radio, old transfers) or both (telephone).
-    # The model shipped before had band limits with both edges in 1 draw of 4 and no highpass alone:
-    # on 30 of its training clips, 8 right with everything under 1 kHz cut, 15 in a telephone band.
+    # Without the highpass alone, the model shipped before tied "no bass" to disco and a telephone
+    # band to blues (reports/band_probe.json, model "before").
     choice = rng.choice(5, p=[0.25, 0.25, 0.2, 0.15, 0.15])
     if choice == 0:  # band limit: small speakers, telephones, old radios
         high, low = _log_u(rng, 60, 1000), min(_log_u(rng, 2000, 7500), 0.95 * nyq)
