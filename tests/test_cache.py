@@ -312,3 +312,31 @@ def test_a_levelled_front_end_reads_levelled_windows(tmp_path):
         np.testing.assert_allclose(got, levelled, atol=1e-4)
         power = np.expm1(got.astype(np.float64) * np.log(10.0)) / 1e4
         np.testing.assert_allclose(10 * np.log10(power.mean(axis=(1, 2))), fe.level_db, atol=1e-2)
+
+
+def test_silent_windows_are_left_out_of_a_tracks_mean_as_in_prediction(tmp_path):
+    """Cache.audible marks the windows of a silent lead-in, and track_probabilities with it averages
+    the audible ones only, as Predictor does."""
+    import dataclasses
+
+    from utils.models.architectures import track_probabilities
+
+    clip = SAMPLE / "gtzan" / "jazz" / "jazz.00000.wav"
+    y, sr = sf.read(clip, dtype="int16")
+    padded = tmp_path / "lead_in.wav"
+    sf.write(padded, np.concatenate([np.zeros(10 * sr, np.int16), y]), sr, subtype="PCM_16")
+    for fe in (FE, dataclasses.replace(MUSICNN, level="window")):
+        out = tmp_path / f"c_{fe.level}"
+        cache.extract(table([("plain", clip, "jazz", None), ("lead_in", padded, "jazz", None)]), out, fe,
+                      progress=False)
+        c = cache.Cache(out, fe)
+        w = c.windows()
+        heard = c.audible(w)
+        starts = w.start - w.tracks.offset.to_numpy()[w.track]  # frame of each window within its track
+        lead_in = (w.track_id == "lead_in") & (starts + fe.window_frames <= 10 * fe.sample_rate // fe.hop_length)
+        assert heard[w.track_id == "plain"].all() and lead_in.any() and not heard[lead_in].any()
+        assert heard[(w.track_id == "lead_in") & ~lead_in].all()
+        probs = np.where(heard[:, None], [0.2, 0.8], [0.9, 0.1])  # silence votes otherwise
+        ids, p = track_probabilities(probs, w.track_id, heard)
+        np.testing.assert_allclose(p, [[0.2, 0.8], [0.2, 0.8]])
+        assert track_probabilities(probs, w.track_id)[1][list(ids).index("lead_in"), 0] > 0.2

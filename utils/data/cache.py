@@ -49,8 +49,8 @@ from tqdm import tqdm
 
 from utils import audio
 from utils.atomic import write_atomic, write_npy, write_text
-from utils.audio.frontend import (FrontEnd, LogMel, fix_frames, logmel_files, normalize_level, window_starts,
-                                 windows)
+from utils.audio.frontend import (FrontEnd, LogMel, audible, fix_frames, logmel_files, normalize_level,
+                                 window_starts, windows)
 from utils.errors import FmaGenreError
 
 CACHE_FORMAT = 1
@@ -375,6 +375,14 @@ class Cache:
         if self.fe.level != "none":  # as frontend.windows does: the cache holds spectrograms, not windows
             out[...] = normalize_level(out, self.fe)
         return out
+
+    def audible(self, windows: Windows, batch: int = 512) -> np.ndarray:
+        """Whether each window holds sound, bool ``(len(windows),)``: :func:`utils.audio.frontend.audible`
+        on the windows as :meth:`read` gives them, read ``batch`` at a time. What a track's mean leaves
+        out (``heard`` of :func:`utils.models.predict.mean_per_track`), as in prediction."""
+        idx = np.arange(len(windows))
+        return np.concatenate([np.zeros(0, bool), *(audible(self.read(windows, idx[s:s + batch]), self.fe)
+                                                    for s in range(0, len(idx), batch))])
 
     def _map(self, shard: int) -> np.ndarray:
         """Shard ``shard``'s frames, memory-mapped (opened once), as float16 bit patterns (uint16)."""

@@ -92,7 +92,7 @@ def run(cache: Cache, classes: list[str], split: Split, config: TrainConfig, run
 
     def judged(w: Windows):
         p = predict_proba(result.model, WindowDataset(cache, w, None, config.batch_size, shuffle=False))
-        ids, pt = track_probabilities(p, w.track_id)
+        ids, pt = track_probabilities(p, w.track_id, cache.audible(w))
         labels = w.tracks.set_index("track_id").label
         index = {c: i for i, c in enumerate(classes)}
         return (np.array([index[c] for c in w.label]), p,

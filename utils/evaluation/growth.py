@@ -146,7 +146,7 @@ def heldout_probabilities(cache, model, labels: Sequence[str], track_ids: Sequen
     if not len(w):
         raise ValueError(f"no windows of the labels {list(labels)} among the test tracks in {cache.path}")
     p = predict_proba(model, WindowDataset(cache, w, None, batch_size, shuffle=False))
-    ids, probs = track_probabilities(p, w.track_id)
+    ids, probs = track_probabilities(p, w.track_id, cache.audible(w))
     truth = w.tracks.set_index("track_id").label[ids]
     return ids, truth.map({c: i for i, c in enumerate(labels)}).to_numpy(int), probs
 

@@ -165,12 +165,14 @@ def predict_proba(model: keras.Model, x, batch_size: int = 64) -> np.ndarray:
     return np.concatenate([1 - p, p], axis=1) if p.shape[1] == 1 else p
 
 
-def track_probabilities(window_probs: np.ndarray, track_ids: Sequence) -> tuple[np.ndarray, np.ndarray]:
+def track_probabilities(window_probs: np.ndarray, track_ids: Sequence,
+                        heard: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Average window probabilities per track: returns ``(ids, probs)`` with the
-    distinct track ids in sorted order and their mean probabilities ``(n_tracks, n_classes)``."""
+    distinct track ids in sorted order and their mean probabilities ``(n_tracks, n_classes)``;
+    ``heard`` leaves silent windows out (:func:`utils.models.predict.mean_per_track`)."""
     window_probs = np.asarray(window_probs)
     ids, inverse = np.unique(np.asarray(track_ids), return_inverse=True)
     if window_probs.ndim != 2 or len(inverse) != len(window_probs):
         raise ValueError(f"need probabilities (n_windows, n_classes) and n_windows track ids, "
                          f"got {window_probs.shape} and {len(inverse)}")
-    return ids, mean_per_track(window_probs, inverse, len(ids))
+    return ids, mean_per_track(window_probs, inverse, len(ids), heard)

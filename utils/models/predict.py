@@ -96,10 +96,9 @@ def mean_per_track(window_probs: np.ndarray, track: np.ndarray, n_tracks: int,
     """Mean of the window probabilities ``(n_windows, C)`` of each track; ``track`` gives each
     window's track index (0 .. n_tracks - 1). As :class:`Predictor` aggregates a track's windows.
 
-    ``heard`` (bool ``(n_windows,)``, :func:`utils.audio.frontend.audible`) leaves a track's
-    silent windows out of its mean, unless none of its windows is audible. None counts every
-    window: the dataset evaluations, whose cached 30 s excerpts they are given as windows of
-    their model, not as arrays.
+    ``heard`` (bool ``(n_windows,)``, :func:`utils.audio.frontend.audible`; for cached windows
+    :meth:`utils.data.cache.Cache.audible`) leaves a track's silent windows out of its mean,
+    unless none of its windows is audible. None counts every window.
     """
     window_probs, track = np.asarray(window_probs), np.asarray(track)
     counts = np.bincount(track, minlength=n_tracks)
