@@ -72,7 +72,7 @@ def markdown(report: dict) -> str:
             top = ", ".join(f"{g} {n}" for g, n in list(r["instead"].items())[:2])
             cells.append(f"{r['right']}" + (f" (instead: {top})" if top else ""))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", f"<small>The first {report['per_genre']} clips of each genre of GTZAN mini, which every model "
+    lines += ["", f"<small>The first {report['per_genre']} clips of each genre of `{report['data']}`, which every model "
               "here was trained on: a look for genres tied to a band, not an accuracy estimate; "
               "`python scripts/band_probe.py`, `reports/band_probe.json`.</small>", ""]
     return "\n".join(lines)
@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     truth = [c.parent.name for c in clips]
     with tempfile.TemporaryDirectory(prefix="band_probe_") as tmp:
         files = copies(clips, Path(tmp))
-        report = {"clips": len(clips), "per_genre": args.per_genre, "filters": {k: list(v) for k, v in FILTERS.items()},
+        report = {"data": args.gtzan.name, "clips": len(clips), "per_genre": args.per_genre,
+                  "filters": {k: list(v) for k, v in FILTERS.items()},
                   "models": {name: {"path": path, "filters": score(Path(path), files, truth)}
                              for name, path in models.items()}}
     block = finish(block)
