@@ -72,6 +72,14 @@ class FrontEnd:
     level_floor_db : windows quieter than this (mean Mel power, dB) are
         raised as if they were at it, so at most ``level_db - level_floor_db``
         dB: silence stays silent
+    band_level : ``"none"``, or ``"window"`` (needs ``level="window"``) to set
+        each Mel band's mean over an audible window to ``band_reference``
+        (:func:`normalize_bands`): the channel normalisation speech recognisers
+        use, so an equaliser, a telephone line or a small speaker moves the
+        window far less
+    band_reference : with ``band_level="window"``, the long-term Mel profile
+        (``n_mels`` values in the ``log`` units) that windows are brought to;
+        only its shape counts, its level is set to ``level_db``
     """
 
     sample_rate: int = 22050
@@ -87,8 +95,16 @@ class FrontEnd:
     level: str = "none"
     level_db: float = -5.0
     level_floor_db: float = -60.0
+    band_level: str = "none"
+    band_reference: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "band_reference", tuple(float(v) for v in self.band_reference))  # JSON gives a list
+        if self.band_level not in ("none", "window"):
+            raise ValueError(f"band_level must be 'none' or 'window', got {self.band_level!r}")
+        if self.band_level == "window" and (self.level != "window" or len(self.band_reference) != self.n_mels):
+            raise ValueError(f"band_level='window' needs level='window' and {self.n_mels} band_reference values, "
+                             f"got level={self.level!r} and {len(self.band_reference)}")
         if self.level not in ("none", "window"):
             raise ValueError(f"level must be 'none' or 'window', got {self.level!r}")
         if not self.level_floor_db < self.level_db:
@@ -333,7 +349,36 @@ def normalize_level(w: np.ndarray, fe: FrontEnd) -> np.ndarray:
         return w
     x = np.asarray(w, np.float64)
     gain = 10.0 ** (level_gain_db(x, fe) / 10.0)
-    return _from_power(_to_power(x, fe.log) * gain[..., None, None], fe.log).astype(np.float32)
+    x = _from_power(_to_power(x, fe.log) * gain[..., None, None], fe.log)
+    return (normalize_bands(x, fe) if fe.band_level == "window" else x).astype(np.float32)
+
+
+def normalize_bands(w: np.ndarray, fe: FrontEnd) -> np.ndarray:
+    """Level-normalised windows ``(..., frames, mels)`` with each band's mean over an audible window
+    set to ``fe.band_reference`` (scaled to ``fe.level_db``); silent windows are left as they are.
+
+    A fixed filter (an equaliser, a telephone band, a small speaker) adds a
+    constant to each band of a log-Mel spectrogram, so subtracting each band's
+    mean over the window removes it, as cepstral mean normalisation does for
+    speech; the reference then gives the network the spectral shape it knows.
+    What a filter removed entirely stays missing: its bands come out flat.
+    Values are kept at or above ``fe.floor``. Audible windows stay audible: the
+    mean power of a window is at least that of its band means (the power is
+    convex in the log value), which is ``fe.level_db``.
+
+    Examples
+    --------
+    >>> fe = FrontEnd(n_mels=4, level="window", band_level="window", band_reference=(-10, -20, -30, -40))
+    >>> w = np.random.default_rng(0).normal(-20, 3, (1, 128, 4))  # a window, in dB
+    >>> eq = w + np.array([6.0, 0.0, -12.0, 3.0])  # the same window through a fixed equaliser
+    >>> bool(np.allclose(normalize_level(w, fe), normalize_level(eq, fe), atol=1e-4))
+    True
+    """
+    x = np.asarray(w, np.float64)
+    ref = _to_power(np.asarray(fe.band_reference, np.float64), fe.log)
+    ref = _from_power(ref * 10.0 ** ((fe.level_db - 10 * np.log10(ref.mean())) / 10.0), fe.log)
+    flat = np.maximum(x - x.mean(axis=-2, keepdims=True) + ref, fe.floor)
+    return np.where(audible(x, fe)[..., None, None], flat, x)
 
 
 def fix_frames(S: np.ndarray, n_frames: int, fill: float) -> np.ndarray:

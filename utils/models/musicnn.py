@@ -24,6 +24,7 @@ from :data:`EMBEDDING_LAYERS`, per patch and pooled over a track's patches.
 """
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -38,6 +39,7 @@ from utils.audio.frontend import MUSICNN, FrontEnd, LogMel, logmel_files, window
 from utils.errors import FmaGenreError
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "musicnn" / "msd_musicnn.npz"
+BAND_REFERENCE = WEIGHTS.parent / "band_reference.json"  # written by scripts/band_reference.py
 
 # Output order of MSD_musicnn: the 50 most frequent Last.fm tags of the Million
 # Song Dataset, copied from musicnn/configuration.py (MSD_LABELS).
@@ -199,6 +201,12 @@ def pool_patches(per_patch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         pooled[f"{name}_mean"] = x.mean(axis=0, dtype=np.float64).astype(np.float32)
         pooled[f"{name}_max"] = x.max(axis=0)
     return pooled
+
+
+def band_reference(path: str | os.PathLike = BAND_REFERENCE) -> tuple[float, ...]:
+    """The Mel profile (96 values, musicnn's log units) that ``FrontEnd.band_level="window"``
+    brings windows to: the mean of music outside the evaluation sets (``scripts/band_reference.py``)."""
+    return tuple(json.loads(Path(path).read_text())["profile"])
 
 
 def check_frontend(fe: FrontEnd) -> None:
