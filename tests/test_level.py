@@ -1,6 +1,7 @@
 """Level and channel handling at the front door (issue 13): per-window level normalisation in the
 front end, the ITU downmix in the decoder, and the shipped model's answers at other levels and layouts."""
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -8,9 +9,12 @@ import soundfile as sf
 
 from utils import audio
 from utils.audio.decoder import downmix_weights
-from utils.audio.frontend import MUSICNN, FrontEnd, LogMel, level_gain_db, normalize_level, stream_windows, windows
+from utils.audio.frontend import (MUSICNN, FrontEnd, LogMel, audible, level_gain_db, normalize_level, stream_windows,
+                                  windows)
+from utils.models.musicnn import band_reference
 
 LEVELLED = dataclasses.replace(MUSICNN, level="window")
+BANDED = dataclasses.replace(LEVELLED, band_level="window", band_reference=band_reference())
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +70,55 @@ def test_level_travels_with_the_front_end_and_old_cards_still_load():
         FrontEnd(level="lufs")
     with pytest.raises(ValueError, match="level_floor_db"):
         FrontEnd(level="window", level_db=-70.0)
+
+
+def test_band_level_removes_a_constant_per_band_exactly(metal):
+    """In dB a fixed per-band gain adds a constant to each band: band normalisation removes it."""
+    fe = dataclasses.replace(FrontEnd(sample_rate=16000, n_mels=8), level="window")
+    banded = dataclasses.replace(fe, band_level="window", band_reference=tuple(np.linspace(-10, -40, 8)))
+    S = LogMel(fe)(metal)
+    tilt = np.linspace(12.0, -18.0, 8, dtype=np.float32)
+    assert np.abs(windows(S, fe) - windows(S + tilt, fe)).max() > 5
+    np.testing.assert_allclose(windows(S, banded), windows(S + tilt, banded), atol=1e-3)
+
+
+def test_band_level_brings_a_filtered_copy_close_to_its_source(metal):
+    """A real highpass and bass shelf (scipy): far smaller a change to the windows than with level alone."""
+    from scipy import signal
+
+    sos = np.concatenate([signal.butter(4, 400, "highpass", fs=16000, output="sos"),
+                          signal.butter(2, 4000, "lowpass", fs=16000, output="sos")])
+    filtered = signal.sosfilt(sos, metal).astype(np.float32)
+    change = {fe.band_level: np.abs(windows(LogMel(fe)(metal), fe) - windows(LogMel(fe)(filtered), fe)).mean()
+              for fe in (LEVELLED, BANDED)}
+    assert change["window"] < 0.25 * change["none"], change  # 0.06 against 0.78 on this clip
+
+
+def test_band_level_keeps_silence_silent_and_sound_audible(metal):
+    y = np.concatenate([np.zeros(16000 * 6, np.float32), metal[:16000 * 9], 1e-4 * metal[:16000 * 6]])
+    levelled, banded = windows(LogMel(LEVELLED)(y), LEVELLED), windows(LogMel(BANDED)(y), BANDED)
+    heard = audible(levelled, LEVELLED)
+    assert not heard.all() and heard.any()
+    np.testing.assert_array_equal(audible(banded, BANDED), heard)
+    np.testing.assert_array_equal(banded[~heard], levelled[~heard])
+    np.testing.assert_allclose(banded[heard].mean(axis=1), np.broadcast_to(
+        banded[heard].mean(axis=(0, 1)), (heard.sum(), BANDED.n_mels)), atol=0.05)  # one profile for all
+
+
+def test_band_level_streams_and_travels_with_the_front_end():
+    S = LogMel(BANDED)(np.random.default_rng(0).normal(0, 0.1, 16000 * 20).astype(np.float32))
+    streamed = np.stack([w for _, w in stream_windows((S[i:i + 100] for i in range(0, len(S), 100)), BANDED)])
+    np.testing.assert_array_equal(streamed, windows(S, BANDED))
+    d = json.loads(json.dumps(BANDED.to_dict()))  # a card's JSON: the profile comes back as a list
+    assert FrontEnd.from_dict(d) == BANDED and hash(FrontEnd.from_dict(d)) == hash(BANDED)
+    old = {k: v for k, v in LEVELLED.to_dict().items() if not k.startswith("band")}
+    assert FrontEnd.from_dict(old).band_level == "none"
+    with pytest.raises(ValueError, match="band_level='window' needs level='window'"):
+        dataclasses.replace(BANDED, level="none")
+    with pytest.raises(ValueError, match="96 band_reference values, got level='window' and 3"):
+        dataclasses.replace(BANDED, band_reference=(1.0, 2.0, 3.0))
+    with pytest.raises(ValueError, match="band_level must be"):
+        dataclasses.replace(LEVELLED, band_level="track")
 
 
 def test_downmix_weights_follow_itu():

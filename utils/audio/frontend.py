@@ -319,8 +319,9 @@ def audible(w: np.ndarray, fe: FrontEnd) -> np.ndarray:
     more than 1 dB under ``fe.level_floor_db`` (-60 dB by default): a silent
     lead-in, a gap between movements, the run-out before a hidden track. With
     ``level="window"`` that is read from the normalised window itself, which
-    then sits that far under ``fe.level_db``. A silent window carries no genre,
-    so a track's probabilities leave it out (:class:`utils.models.predict.Predictor`).
+    then sits that far under ``fe.level_db`` (band normalisation leaves it so).
+    A silent window carries no genre, so a track's probabilities leave it out
+    (:class:`utils.models.predict.Predictor`).
 
     Examples
     --------
