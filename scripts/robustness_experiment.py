@@ -371,16 +371,18 @@ def pct(mean: float, std: float | None = None) -> str:
 
 
 def markdown(results: dict) -> str:
-    cols = ["chosen by nested validation", "plain musicnn track mean+max + logreg, clean training",
-            "hand-crafted features + logreg, clean training"]
+    cols = ["chosen by nested validation", "dense head, level only (reference)",
+            "plain musicnn track mean+max + logreg, clean training", "hand-crafted features + logreg, clean training"]
     by = {(r["method"], r["condition"]): r for r in results["summary"]}
-    chosen = ", ".join(f"{v} in {n}" for v, n in results["choice_counts"].items())
+    chosen = "; ".join(f"{v} in {n}" for v, n in results["choice_counts"].items())
     lines = ["## Accuracy per condition", "",
              f"Accuracy (%) on {results['n_clips']} GTZAN clips, {results['split']}, mean ± std over the test "
-             f"folds. Head chosen inside each training fold by nested validation among "
-             f"{results['n_variants_tried']} variants ({chosen} of {len(results['choices'])} folds).", "",
-             "| condition | made by | in training? | robust model (nested choice) | plain musicnn + logreg | "
-             "hand-crafted + logreg |", "|---|---|---|---|---|---|"]
+             f"folds. Front end and head chosen inside each training fold by nested validation among "
+             f"{results['n_variants_tried']} variants ({chosen}; of {len(results['choices'])} folds). The "
+             "reference column is the dense head on the front end without band normalisation, scored on the "
+             "same test folds for comparison only.", "",
+             "| condition | made by | in training? | robust model (nested choice) | without band normalisation "
+             "(reference) | plain musicnn + logreg | hand-crafted + logreg |", "|---|---|---|---|---|---|---|"]
     for c, (maker, trained) in results["condition_kinds"].items():
         cells = [pct(by[m, c]["accuracy_mean"], by[m, c]["accuracy_std"]) if (m, c) in by else "not measured"
                  for m in cols]
