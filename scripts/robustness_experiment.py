@@ -29,7 +29,7 @@ augmentation family (the SoX / FFmpeg conditions and the outer test clips play n
 part); the choice is then trained on the whole outer training set and scored
 once on the outer test clips, under every condition. The temperature is
 fitted on the inner validation probabilities and scored on the outer test
-clips. Writes ``reports/robustness.{json,md}``.
+clips. Writes ``reports/robustness.{json,md}`` and ``reports/figures/robustness.png``.
 """
 from __future__ import annotations
 
@@ -370,9 +370,25 @@ def pct(mean: float, std: float | None = None) -> str:
     return f"{100 * mean:.1f}" + ("" if std is None or np.isnan(std) else f" ± {100 * std:.1f}")
 
 
+# method -> column heading of the report's table; the figure draws the first three
+COLUMNS = {"chosen by nested validation": "robust model (nested choice)",
+           "dense head, level only (reference)": "without band normalisation (reference)",
+           "plain musicnn track mean+max + logreg, clean training": "plain musicnn + logreg",
+           "hand-crafted features + logreg, clean training": "hand-crafted + logreg"}
+
+
+def figure(results: dict, path: Path) -> None:
+    """``reports/figures/robustness.png``: the table's first three model columns as bars, per condition."""
+    from utils.evaluation.plots import plot_condition_accuracy, save_figure
+
+    acc = {label: {r["condition"]: r["accuracy_mean"] for r in results["summary"] if r["method"] == m}
+           for m, label in list(COLUMNS.items())[:3]}
+    trained = [c for c, (_, in_training) in results["condition_kinds"].items() if in_training != "no"]
+    save_figure(plot_condition_accuracy(acc, trained, f"Accuracy per condition: {results['n_clips']} GTZAN clips, "
+                                                             f"mean over {len(results['choices'])} test folds"), path)
+
+
 def markdown(results: dict) -> str:
-    cols = ["chosen by nested validation", "dense head, level only (reference)",
-            "plain musicnn track mean+max + logreg, clean training", "hand-crafted features + logreg, clean training"]
     by = {(r["method"], r["condition"]): r for r in results["summary"]}
     chosen = "; ".join(f"{v} in {n}" for v, n in results["choice_counts"].items())
     lines = ["## Accuracy per condition", "",
@@ -381,11 +397,11 @@ def markdown(results: dict) -> str:
              f"{results['n_variants_tried']} variants ({chosen}; of {len(results['choices'])} folds). The "
              "reference column is the dense head on the front end without band normalisation, scored on the "
              "same test folds for comparison only.", "",
-             "| condition | made by | in training? | robust model (nested choice) | without band normalisation "
-             "(reference) | plain musicnn + logreg | hand-crafted + logreg |", "|---|---|---|---|---|---|---|"]
+             "| condition | made by | in training? | " + " | ".join(COLUMNS.values()) + " |",
+             "|---|---|---|" + "---|" * len(COLUMNS)]
     for c, (maker, trained) in results["condition_kinds"].items():
         cells = [pct(by[m, c]["accuracy_mean"], by[m, c]["accuracy_std"]) if (m, c) in by else "not measured"
-                 for m in cols]
+                 for m in COLUMNS]
         lines.append(f"| {c} | {maker} | {trained} | " + " | ".join(cells) + " |")
     lines += ["", "## Leave-one-family-out", "", "Trained without the family, tested on it (%):", "",
               "| held-out family | accuracy (%) |", "|---|---|"]
@@ -518,6 +534,7 @@ def main(argv=None) -> int:
         results["window_stride"] = stride_summary(results["summary"], held_out)
         write_json(args.reports / "robustness.json", results)
         write_text(args.reports / "robustness.md", text := markdown(results))
+        figure(results, args.reports / "figures" / "robustness.png")
         print(text)
         if args.save_default:
             ship(args, results)
@@ -596,6 +613,7 @@ def main(argv=None) -> int:
     }
     write_json(args.reports / "robustness.json", results)
     write_text(args.reports / "robustness.md", text := markdown(results))
+    figure(results, args.reports / "figures" / "robustness.png")
     print(text)
     if args.save_default:
         ship(args, results, data)

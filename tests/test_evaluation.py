@@ -143,3 +143,16 @@ def test_results_table_marks_published_figures(tmp_path):
     assert "fma_medium" in published.dataset.iloc[0]
     markdown = write_results_table(table, tmp_path / "results.md").read_text()
     assert markdown == to_markdown(table) and markdown.count("\n") == 2 + len(table)
+
+
+def test_condition_accuracy_figure_draws_each_model_and_marks_trained_conditions(tmp_path):
+    from utils.evaluation.plots import plot_condition_accuracy, save_figure
+
+    accuracy = {"robust": {"clean": 0.9, "telephone": 0.7, "eq": 0.8}, "plain": {"clean": 0.92, "telephone": 0.4}}
+    fig = plot_condition_accuracy(accuracy, trained=["clean", "eq"])
+    ax = fig.axes[0]
+    widths = sorted(round(b.get_width(), 2) for b in ax.patches if b.get_height() > 0 and b.get_width() > 0)
+    assert widths == [0.4, 0.7, 0.8, 0.9, 0.92]  # every measured pair once; "plain" has no eq bar
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["clean (trained)", "telephone", "eq (trained)"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["robust", "plain"]
+    assert save_figure(fig, tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,4 +1,5 @@
-"""Figures of a classifier's results: confusion matrix, per-class F1, reliability, learning curves.
+"""Figures of a classifier's results: confusion matrix, per-class F1, reliability, learning curves,
+accuracy per listening condition.
 
 Figures are built on :class:`matplotlib.figure.Figure` without pyplot, so no
 backend or global state is touched and they render headless (Agg) into PNG;
@@ -95,6 +96,21 @@ def read_history(csv_path: str | os.PathLike) -> pd.DataFrame:
         raise ValueError(f"{csv_path}: not a training log (needs an 'epoch' column, "
                          f"a metric column and at least one row)")
     return history
+
+
+def plot_condition_accuracy(accuracy: Mapping[str, Mapping[str, float]], trained: Sequence[str] = (),
+                            title: str = "") -> Figure:
+    """Grouped horizontal bars: ``accuracy[model][condition]`` (0 to 1) for each condition of the first model,
+    one colour per model; a condition in ``trained`` is labelled so, the others were never trained on."""
+    conditions = list(next(iter(accuracy.values())))
+    frame = pd.DataFrame([{"condition": c + (" (trained)" if c in trained else ""), "model": m, "accuracy": a[c]}
+                          for m, a in accuracy.items() for c in conditions if c in a])
+    fig = Figure(figsize=(8, 2 + 0.42 * len(conditions)), layout="constrained")
+    ax = fig.add_subplot()
+    sns.barplot(frame, y="condition", x="accuracy", hue="model", orient="h", ax=ax)
+    ax.set(xlim=(0, 1), ylabel="", xlabel="accuracy", title=title or "Accuracy per condition")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.06), fontsize="small", frameon=False)
+    return fig
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
