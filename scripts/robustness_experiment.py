@@ -35,12 +35,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import os
 import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -102,9 +104,7 @@ def cache_key(paths: list[Path], fe) -> str:
     for module in ("augment.py",):
         h.update((ROOT / "utils" / "audio" / module).read_bytes())
     h.update((ROOT / "utils" / "evaluation" / "conditions.py").read_bytes())
-    # a front end without band normalisation is keyed as before band_level existed, so earlier caches still serve
-    fe_text = repr(fe).replace(", band_level='none', band_reference=()", "")
-    h.update(f"{fe_text}|{SR}|{LAYERS}".encode())
+    h.update(f"{fe!r}|{SR}|{LAYERS}".encode())
     return h.hexdigest()[:12]
 
 
@@ -127,12 +127,13 @@ def compute_condition(paths, clean, condition: str, embedder: MusicnnEmbedder, f
 
 def embed_all(paths: list[Path], cache_dir: Path, n_copies: int) -> dict[str, dict[str, dict[str, np.ndarray]]]:
     """``{front end: {condition: arrays}}`` for every one of :data:`FRONT_ENDS`, from the cache or computed."""
-    clean = []
+    clean = functools.cache(lambda: [audio.load(p, SR) for p in paths])  # decoded once, if any copy is computed
     return {name: embed_front_end(paths, cache_dir, n_copies, name, clean) for name in FRONT_ENDS}
 
 
-def embed_front_end(paths, cache_dir: Path, n_copies: int, name: str, clean: list) -> dict[str, dict[str, np.ndarray]]:
-    """One front end's copies; ``clean`` holds the decoded clips once any front end needed them."""
+def embed_front_end(paths, cache_dir: Path, n_copies: int, name: str,
+                    clean: Callable[[], list[np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
+    """One front end's copies; ``clean()`` gives the decoded clips."""
     fe = FRONT_ENDS[name]
     folder = cache_dir / cache_key(paths, fe)
     data, todo = {}, []
@@ -146,9 +147,8 @@ def embed_front_end(paths, cache_dir: Path, n_copies: int, name: str, clean: lis
     if todo:
         print(f"computing {len(todo)} of {len(conditions(n_copies))} conditions into {folder}", file=sys.stderr)
         embedder = MusicnnEmbedder(LAYERS, fe=fe, batch_size=64)
-        clean[:] = clean or [audio.load(p, SR) for p in paths]
         for c in todo:
-            data[c] = compute_condition(paths, clean, c, embedder,
+            data[c] = compute_condition(paths, clean(), c, embedder,
                                         features=name == PLAIN and (c == "clean" or c in sox_ffmpeg.CONDITIONS))
 
             def save(tmp, d=data[c]):
@@ -452,7 +452,7 @@ def save_default(path: Path, model, classes, results: dict, paths: list[Path], t
             "level": "per-window level normalisation in the front end (FrontEnd.level='window'), chosen by "
                      "measurement over BS.1770 integrated loudness and none (reports/level_choice.json)",
             "bands": ("per-window band normalisation (FrontEnd.band_level='window', each Mel band's mean set to "
-                      "models/musicnn/band_reference.json)" if fe_name == "band-normalised" else "none")
+                      "models/musicnn/band_reference.json)" if FRONT_ENDS[fe_name].band_level == "window" else "none")
                      + f"; front end chosen by nested validation among {list(FRONT_ENDS)} (reports/robustness.json)",
             "augmentation": f"the clean clips plus {n_copies_of(results)} copies of each through "
                             "utils.audio.augment.RandomChain (pedalboard: 1-3 of the families "
@@ -521,7 +521,6 @@ def main(argv=None) -> int:
 
     from utils.data.splits import cv_folds
     from utils.evaluation.provenance import finish, provenance
-    from utils.evaluation.reports import write_json
 
     args = parse_args(argv)
     if args.render_only:  # and, with --save-default, the shipped model again from the cache and the JSON
@@ -532,10 +531,7 @@ def main(argv=None) -> int:
         held_out = list(results["held_out_conditions"])
         results["checks"] = checks(results["summary"], results["lofo_summary"], held_out)
         results["window_stride"] = stride_summary(results["summary"], held_out)
-        write_json(args.reports / "robustness.json", results)
-        write_text(args.reports / "robustness.md", text := markdown(results))
-        figure(results, args.reports / "figures" / "robustness.png")
-        print(text)
+        write_reports(args.reports, results)
         if args.save_default:
             ship(args, results)
         return 0
@@ -611,13 +607,20 @@ def main(argv=None) -> int:
         "checks": checks(summary, lofo_summary, list(sox_ffmpeg.CONDITIONS)),
         "window_stride": stride_summary(summary, list(sox_ffmpeg.CONDITIONS)),
     }
-    write_json(args.reports / "robustness.json", results)
-    write_text(args.reports / "robustness.md", text := markdown(results))
-    figure(results, args.reports / "figures" / "robustness.png")
-    print(text)
+    write_reports(args.reports, results)
     if args.save_default:
         ship(args, results, data)
     return 0
+
+
+def write_reports(reports: Path, results: dict) -> None:
+    """``robustness.json``, ``robustness.md`` (also printed) and ``figures/robustness.png`` under ``reports``."""
+    from utils.evaluation.reports import write_json
+
+    write_json(reports / "robustness.json", results)
+    write_text(reports / "robustness.md", text := markdown(results))
+    figure(results, reports / "figures" / "robustness.png")
+    print(text)
 
 
 def ship(args: argparse.Namespace, results: dict, data: dict | None = None) -> None:

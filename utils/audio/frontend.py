@@ -100,13 +100,13 @@ class FrontEnd:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "band_reference", tuple(float(v) for v in self.band_reference))  # JSON gives a list
+        if self.level not in ("none", "window"):
+            raise ValueError(f"level must be 'none' or 'window', got {self.level!r}")
         if self.band_level not in ("none", "window"):
             raise ValueError(f"band_level must be 'none' or 'window', got {self.band_level!r}")
         if self.band_level == "window" and (self.level != "window" or len(self.band_reference) != self.n_mels):
             raise ValueError(f"band_level='window' needs level='window' and {self.n_mels} band_reference values, "
                              f"got level={self.level!r} and {len(self.band_reference)}")
-        if self.level not in ("none", "window"):
-            raise ValueError(f"level must be 'none' or 'window', got {self.level!r}")
         if not self.level_floor_db < self.level_db:
             raise ValueError(f"need level_floor_db < level_db, got {self.level_floor_db}, {self.level_db}")
         if self.log not in ("db", "log10_1p"):
