@@ -55,7 +55,7 @@ from utils.audio import decoder as audio
 from utils.audio.augment import FAMILIES, RandomChain, family_copy
 from utils.evaluation import conditions as sox_ffmpeg
 from utils.evaluation.features import feature_vector
-from utils.models.musicnn import WEIGHTS, MusicnnEmbedder
+from utils.models.musicnn import WEIGHTS, MusicnnEmbedder, band_offset_quartiles
 from utils.models.transfer_train import FRONTEND, HEADS, LAYERS, ensemble
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,10 +63,13 @@ SR = 22050  # GTZAN's rate: conditions and hand-crafted features work here
 # Inference options that analyse only every k-th window of a track (``fma-genre predict --fast``: k = 2),
 # scored on the same cached windows as the exact model (k = 1).
 WINDOW_STRIDES = (1, 2)
-# Front ends compared by nested validation: FRONTEND (utils.models.transfer_train, which `fma-genre train`
-# uses) and the same without band normalisation, the previous shipped model's.
-FRONT_ENDS = {"band-normalised": FRONTEND,
-              "level only": dataclasses.replace(FRONTEND, band_level="none", band_reference=())}
+# Front ends compared by nested validation: band normalisation (utils.models.transfer_train.FRONTEND, which
+# `fma-genre train` uses, has the shipped model's tolerance) with no tolerance and with the first quartile and
+# the median of the reference windows' own band offsets (a label-free scale from the FMA sample, written by
+# scripts/band_reference.py), and the same front end without band normalisation.
+TOLERANCES = {"": 0.0, **{f", tolerance {q}": t for q, t in zip(("q1", "median"), band_offset_quartiles().values())}}
+FRONT_ENDS = {**{f"band-normalised{k}": dataclasses.replace(FRONTEND, band_tolerance=t) for k, t in TOLERANCES.items()},
+              "level only": dataclasses.replace(FRONTEND, band_level="none", band_reference=(), band_tolerance=0.0)}
 # Variants compared by nested validation: a front end and the heads whose window probabilities are
 # averaged (an ensemble has two). A track's probabilities are the mean of its windows', as
 # utils.models.predict serves them; the geometric mean of window probabilities is scored for reference only.

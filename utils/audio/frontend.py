@@ -80,6 +80,12 @@ class FrontEnd:
     band_reference : with ``band_level="window"``, the long-term Mel profile
         (``n_mels`` values in the ``log`` units) that windows are brought to;
         only its shape counts, its level is set to ``level_db``
+    band_tolerance : with ``band_level="window"``, how far a band's mean may
+        stay from the reference, in the ``log`` units (dB for ``"db"``, about
+        10 dB per unit for ``"log10_1p"``): a band within it keeps its mean, a
+        band further away is brought to that distance. 0 sets every band to the
+        reference; a larger value keeps more of a track's own spectral shape,
+        a genre cue, and still removes most of a filter's deep cuts or boosts
     """
 
     sample_rate: int = 22050
@@ -97,6 +103,7 @@ class FrontEnd:
     level_floor_db: float = -60.0
     band_level: str = "none"
     band_reference: tuple[float, ...] = ()
+    band_tolerance: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "band_reference", tuple(float(v) for v in self.band_reference))  # JSON gives a list
@@ -107,6 +114,8 @@ class FrontEnd:
         if self.band_level == "window" and (self.level != "window" or len(self.band_reference) != self.n_mels):
             raise ValueError(f"band_level='window' needs level='window' and {self.n_mels} band_reference values, "
                              f"got level={self.level!r} and {len(self.band_reference)}")
+        if not 0 <= self.band_tolerance < np.inf:
+            raise ValueError(f"band_tolerance must be finite and >= 0, got {self.band_tolerance}")
         if not self.level_floor_db < self.level_db:
             raise ValueError(f"need level_floor_db < level_db, got {self.level_floor_db}, {self.level_db}")
         if self.log not in ("db", "log10_1p"):
@@ -356,16 +365,18 @@ def normalize_level(w: np.ndarray, fe: FrontEnd) -> np.ndarray:
 
 def normalize_bands(w: np.ndarray, fe: FrontEnd) -> np.ndarray:
     """Level-normalised windows ``(..., frames, mels)`` with each band's mean over an audible window
-    set to ``fe.band_reference`` (scaled to ``fe.level_db``); silent windows are left as they are.
+    brought to within ``fe.band_tolerance`` of ``fe.band_reference`` (scaled to ``fe.level_db``);
+    silent windows are left as they are.
 
     A fixed filter (an equaliser, a telephone band, a small speaker) adds a
-    constant to each band of a log-Mel spectrogram, so subtracting each band's
-    mean over the window removes it, as cepstral mean normalisation does for
-    speech; the reference then gives the network the spectral shape it knows.
-    What a filter removed entirely stays missing: its bands come out flat.
-    Values are kept at or above ``fe.floor``. Audible windows stay audible: the
-    mean power of a window is at least that of its band means (the power is
-    convex in the log value), which is ``fe.level_db``.
+    constant to each band of a log-Mel spectrogram, so moving each band's mean
+    over the window to a reference removes it, as cepstral mean normalisation
+    does for speech; the reference then gives the network the spectral shape
+    it knows. What a filter removed entirely stays missing: its bands come out
+    flat. Values are kept at or above ``fe.floor``. Audible windows stay
+    audible: with no tolerance, the mean power of a window is at least that of
+    its band means (the power is convex in the log value), which is
+    ``fe.level_db``; with one, a window under ``fe.level_db`` is raised to it.
 
     Examples
     --------
@@ -376,10 +387,19 @@ def normalize_bands(w: np.ndarray, fe: FrontEnd) -> np.ndarray:
     True
     """
     x = np.asarray(w, np.float64)
+    d = band_offsets(x, fe)
+    moved = np.maximum(x + np.sign(d) * np.maximum(np.abs(d) - fe.band_tolerance, 0.0), fe.floor)
+    gain = 10.0 ** (np.maximum(fe.level_db - _mean_db(moved, fe), 0.0) / 10.0)  # only with a tolerance
+    flat = _from_power(_to_power(moved, fe.log) * gain[..., None, None], fe.log)
+    return np.where(audible(x, fe)[..., None, None], flat, x)
+
+
+def band_offsets(w: np.ndarray, fe: FrontEnd) -> np.ndarray:
+    """How far each band's mean over each level-normalised window ``(..., frames, mels)`` lies under
+    ``fe.band_reference`` scaled to ``fe.level_db``, in the ``log`` units: ``(..., 1, mels)``."""
     ref = _to_power(np.asarray(fe.band_reference, np.float64), fe.log)
     ref = _from_power(ref * 10.0 ** ((fe.level_db - 10 * np.log10(ref.mean())) / 10.0), fe.log)
-    flat = np.maximum(x - x.mean(axis=-2, keepdims=True) + ref, fe.floor)
-    return np.where(audible(x, fe)[..., None, None], flat, x)
+    return ref - np.asarray(w, np.float64).mean(axis=-2, keepdims=True)
 
 
 def fix_frames(S: np.ndarray, n_frames: int, fill: float) -> np.ndarray:
