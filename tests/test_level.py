@@ -94,15 +94,34 @@ def test_band_level_brings_a_filtered_copy_close_to_its_source(metal):
     assert change["window"] < 0.25 * change["none"], change  # 0.06 against 0.78 on this clip
 
 
-def test_band_level_keeps_silence_silent_and_sound_audible(metal):
+@pytest.mark.parametrize("tolerance", [0.0, 0.4, 1.5])
+def test_band_level_keeps_silence_silent_and_sound_audible(metal, tolerance):
+    fe = dataclasses.replace(BANDED, band_tolerance=tolerance)
     y = np.concatenate([np.zeros(16000 * 6, np.float32), metal[:16000 * 9], 1e-4 * metal[:16000 * 6]])
-    levelled, banded = windows(LogMel(LEVELLED)(y), LEVELLED), windows(LogMel(BANDED)(y), BANDED)
+    levelled, banded = windows(LogMel(LEVELLED)(y), LEVELLED), windows(LogMel(fe)(y), fe)
     heard = audible(levelled, LEVELLED)
     assert not heard.all() and heard.any()
-    np.testing.assert_array_equal(audible(banded, BANDED), heard)
+    np.testing.assert_array_equal(audible(banded, fe), heard)
     np.testing.assert_array_equal(banded[~heard], levelled[~heard])
-    np.testing.assert_allclose(banded[heard].mean(axis=1), np.broadcast_to(
-        banded[heard].mean(axis=(0, 1)), (heard.sum(), BANDED.n_mels)), atol=0.05)  # one profile for all
+    if tolerance == 0:
+        np.testing.assert_allclose(banded[heard].mean(axis=1), np.broadcast_to(
+            banded[heard].mean(axis=(0, 1)), (heard.sum(), fe.n_mels)), atol=0.05)  # one profile for all
+
+
+def test_band_tolerance_spans_band_normalisation_to_level_only(metal):
+    """Tolerance 0 sets every band to the reference; a tolerance no offset reaches changes nothing; in
+    between, a real filtered copy moves less than with level alone and the clean clip keeps more of its
+    own spectral shape than with no tolerance."""
+    from scipy import signal
+
+    filtered = signal.sosfilt(signal.butter(4, 400, "highpass", fs=16000, output="sos"), metal).astype(np.float32)
+    fes = [dataclasses.replace(BANDED, band_tolerance=t) for t in (0.0, 0.4, 1e9)]
+    clean = [windows(LogMel(fe)(metal), fe) for fe in [LEVELLED, *fes]]
+    np.testing.assert_array_equal(clean[-1], clean[0])
+    change = [np.abs(w - windows(LogMel(fe)(filtered), fe)).mean() for w, fe in zip(clean[1:], fes)]
+    shape_lost = [np.abs(w - clean[0]).mean() for w in clean[1:]]
+    assert change[0] < change[1] < change[2] and shape_lost[0] > shape_lost[1] > shape_lost[2] == 0, (change,
+                                                                                                       shape_lost)
 
 
 def test_band_level_streams_and_travels_with_the_front_end():
@@ -119,6 +138,12 @@ def test_band_level_streams_and_travels_with_the_front_end():
         dataclasses.replace(BANDED, band_reference=(1.0, 2.0, 3.0))
     with pytest.raises(ValueError, match="band_level must be"):
         dataclasses.replace(LEVELLED, band_level="track")
+    tolerant = dataclasses.replace(BANDED, band_tolerance=0.78)
+    assert FrontEnd.from_dict(json.loads(json.dumps(tolerant.to_dict()))) == tolerant
+    assert FrontEnd.from_dict({k: v for k, v in BANDED.to_dict().items() if k != "band_tolerance"}) == BANDED
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="band_tolerance must be finite and >= 0"):
+            dataclasses.replace(BANDED, band_tolerance=bad)
 
 
 def test_downmix_weights_follow_itu():
@@ -187,3 +212,20 @@ def test_shipped_model_answers_alike_at_every_level_and_layout(shipped, levels):
         assert p.genre == ref.genre, name
         tol = 0.15 if name == "+6 dB clipped" else 0.01
         assert np.abs(p.probabilities - ref.probabilities).max() < tol, name
+
+
+def test_band_reference_file_is_what_its_script_writes(tmp_path):
+    """models/musicnn/band_reference.json (profile and offset quartiles) comes from scripts/band_reference.py."""
+    import importlib.util
+    from pathlib import Path
+
+    from utils.models.musicnn import BAND_REFERENCE, band_offset_quartiles
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("band_reference_script", root / "scripts" / "band_reference.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--out", str(tmp_path / "ref.json")]) == 0
+    assert json.loads((tmp_path / "ref.json").read_text()) == json.loads(BAND_REFERENCE.read_text())
+    q = band_offset_quartiles()
+    assert 0 < q["0.25"] < q["0.5"] < q["0.75"]
