@@ -176,6 +176,33 @@ def test_centre_only_51_keeps_its_level(metal, tmp_path, suffix):
     assert ratio_db == pytest.approx(-3.01, abs=0.3)
 
 
+@pytest.mark.parametrize("suffix", [".wav", ".m4a"])
+def test_stereo_with_one_channel_inverted_does_not_cancel(metal, tmp_path, suffix):
+    """L = -R (a miswired recording or rip) mixes to the source, not to silence, through both decoders;
+    ordinary stereo mixes as (L + R) / 2."""
+    import av
+
+    wide = np.stack([metal, np.roll(metal, 4000)], axis=1)  # two channels of music, not in opposite polarity
+    for name, frames, expected in [("inverted", np.stack([metal, -metal], axis=1), metal),
+                                   ("wide", wide, wide.mean(axis=1))]:
+        path = tmp_path / f"{name}{suffix}"
+        if suffix == ".m4a":  # FFmpeg's AAC encoder: the PyAV decoding path
+            with av.open(str(path), "w") as out:
+                stream = out.add_stream("aac", rate=16000, layout="stereo")
+                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(frames.T), format="fltp", layout="stereo")
+                frame.sample_rate = 16000
+                for packet in [*stream.encode(frame), *stream.encode(None)]:
+                    out.mux(packet)
+        else:
+            sf.write(path, frames, 16000, subtype="FLOAT")
+        z = audio.load(path, 16000)
+        lag = int(np.argmax(np.correlate(z[16000:20000], expected[16000:18000])))  # AAC adds a priming delay
+        z = z[lag:lag + len(expected) - 8000]
+        ratio_db = 10 * np.log10(np.mean(z[2048:] ** 2) / np.mean(expected[2048:len(z)] ** 2))
+        assert ratio_db == pytest.approx(0.0, abs=0.5), (name, ratio_db)
+        assert np.corrcoef(z[2048:], expected[2048:len(z)])[0, 1] > 0.95, name
+
+
 @pytest.fixture(scope="module")
 def shipped():
     from utils.models.predict import load_predictor
@@ -200,6 +227,8 @@ def levels(tmp_path_factory, gtzan_wavs) -> dict[str, object]:
     six[:, 2] = y
     files["5.1 centre only"] = folder / "centre.wav"
     sf.write(files["5.1 centre only"], six, sr, subtype="FLOAT")
+    files["stereo, one channel inverted"] = folder / "inverted.wav"
+    sf.write(files["stereo, one channel inverted"], np.stack([y, -y], axis=1), sr, subtype="FLOAT")
     return files
 
 

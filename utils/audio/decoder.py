@@ -2,7 +2,7 @@
 
 One function, :func:`load`, serves training, evaluation, the CLI and the web
 app; :func:`stream` serves long files in bounded memory. Decoding goes
-straight to mono (:func:`downmix_weights`: ITU-R BS.775 beyond stereo) at the file's own rate and
+straight to mono (:func:`downmix`: ITU-R BS.775 beyond stereo, no polarity cancellation) at the file's own rate and
 is then resampled with soxr's high-quality filter, the same resampler
 ``librosa.load`` uses by default (``res_type="soxr_hq"``).
 
@@ -239,11 +239,33 @@ def downmix_weights(channels) -> np.ndarray:
     return np.array([_ITU_MONO.get(c, 1.0 / n) for c in channels], np.float32)
 
 
+def downmix(frames: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Mono samples (float32) from ``frames (n, channels)`` mixed with ``weights`` (:func:`downmix_weights`).
+
+    A channel in opposite polarity to the first (correlation under -0.5 over
+    these frames) is flipped before mixing: a stereo file with one channel
+    inverted, as a miswired recording or a bad rip leaves it, would otherwise
+    cancel to near silence.
+
+    Examples
+    --------
+    >>> left = np.sin(np.linspace(0, 100, 1000, dtype=np.float32))
+    >>> mono = downmix(np.stack([left, -left], axis=1), downmix_weights(["FL", "FR"]))
+    >>> bool(np.allclose(mono, left))
+    True
+    """
+    frames = np.asarray(frames, np.float32)
+    ref = frames[:, 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        corr = (ref @ frames) / np.sqrt((ref @ ref) * np.einsum("ij,ij->j", frames, frames))
+    return frames @ np.where(corr < -0.5, -weights, weights).astype(np.float32)
+
+
 def _open_miniaudio(path):
     from _miniaudio import ffi, lib  # the compiled core of the `miniaudio` package
 
     decoder = ffi.new("ma_decoder *")
-    # f32, the file's own channels (0) and rate (0): we downmix (see downmix_weights)
+    # f32, the file's own channels (0) and rate (0): we downmix (see downmix)
     config = lib.ma_decoder_config_init(lib.ma_format_f32, 0, 0)
     if lib.ma_decoder_init_file(os.fsencode(path), ffi.addressof(config), decoder) != lib.MA_SUCCESS:
         return None
@@ -268,7 +290,7 @@ def _blocks_miniaudio(path, decoder, sr: int, offset: float, duration: float | N
             lib.ma_decoder_read_pcm_frames(decoder, ffi.from_buffer(block), want, n_read)
             n = int(n_read[0])
             if n:
-                yield block[:n, 0] if channels == 1 else block[:n] @ weights
+                yield block[:n, 0] if channels == 1 else downmix(block[:n], weights)
             if remaining is not None:
                 remaining -= n
             if n < want:
@@ -308,7 +330,7 @@ def _blocks_av(path, container, stream_, sr: int, offset: float, duration: float
     remaining = None if duration is None else round(duration * sr)
     pending: list[np.ndarray] = []
     size = 0
-    to_float = av.AudioResampler(format="fltp", rate=sr)  # keep channels: we downmix (downmix_weights)
+    to_float = av.AudioResampler(format="fltp", rate=sr)  # keep channels: we downmix (downmix)
     weights = None
     try:
         with container:
@@ -316,7 +338,7 @@ def _blocks_av(path, container, stream_, sr: int, offset: float, duration: float
                 for out in to_float.resample(frame):
                     if weights is None:
                         weights = downmix_weights([c.name for c in out.layout.channels])
-                    y = weights @ out.to_ndarray()
+                    y = downmix(out.to_ndarray().T, weights)
                     if skip:
                         y, skip = y[skip:], max(0, skip - y.size)
                     if remaining is not None:
