@@ -50,19 +50,18 @@ import numpy as np
 import soxr
 from tqdm import tqdm
 
-from utils.atomic import write_atomic, write_text
+from utils.atomic import write_atomic
 from utils.audio import decoder as audio
 from utils.audio.augment import FAMILIES, RandomChain, family_copy
 from utils.evaluation import conditions as sox_ffmpeg
 from utils.evaluation.features import feature_vector
+from utils.evaluation.robustness import (CHOSEN, WINDOW_STRIDES, checks, rerender, stride_summary, summarize,
+                                         write_reports)
 from utils.models.musicnn import WEIGHTS, MusicnnEmbedder, band_offset_quartiles
 from utils.models.transfer_train import FRONTEND, HEADS, LAYERS, ensemble
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 22050  # GTZAN's rate: conditions and hand-crafted features work here
-# Inference options that analyse only every k-th window of a track (``fma-genre predict --fast``: k = 2),
-# scored on the same cached windows as the exact model (k = 1).
-WINDOW_STRIDES = (1, 2)
 # Front ends compared by nested validation: band normalisation (utils.models.transfer_train.FRONTEND, which
 # `fma-genre train` uses, has the shipped model's tolerance) with no tolerance and with the first quartile and
 # the median of the reference windows' own band offsets (a label-free scale from the FMA sample, written by
@@ -290,7 +289,7 @@ def cross_validate(data, y, folds, n_copies, test_on, lofo_repeats: int, log=pri
             crafted = sklearn_fit(data[PLAIN]["clean"]["features"][train], y[train], seed)
             for c in test_on:
                 probs, track = window_probs(heads, data, c, test)
-                methods = {"chosen by nested validation": variant_probs(probs, track, test, chosen)}
+                methods = {CHOSEN: variant_probs(probs, track, test, chosen)}
                 methods |= {f"{v} (reference)": variant_probs(probs, track, test, v) for v in VARIANTS}
                 methods["chosen head, geometric pooling (reference)"] = variant_probs(probs, track, test, chosen,
                                                                                       "geometric")
@@ -301,12 +300,12 @@ def cross_validate(data, y, folds, n_copies, test_on, lofo_repeats: int, log=pri
                         crafted.predict_proba(data[PLAIN][c]["features"][test])
                 for stride in WINDOW_STRIDES[1:]:
                     sparse, sparse_track = window_probs(heads, data, c, test, stride)
-                    methods[f"chosen by nested validation, every {stride} windows"] = variant_probs(
+                    methods[f"{CHOSEN}, every {stride} windows"] = variant_probs(
                         sparse, sparse_track, test, chosen)
                 for name, p in methods.items():
                     row = {"method": name, "condition": c, "repeat": r, "fold": int(k),
                            "accuracy": float((p.argmax(axis=1) == y[test]).mean())}
-                    if name == "chosen by nested validation" and c == "clean":
+                    if name == CHOSEN and c == "clean":
                         q = apply_temperature(log_probs(p), temperature)
                         row["log_loss_calibrated"] = float(-np.log(np.maximum(q[np.arange(len(test)), y[test]],
                                                                                1e-12)).mean())
@@ -322,107 +321,6 @@ def cross_validate(data, y, folds, n_copies, test_on, lofo_repeats: int, log=pri
                                  "accuracy": float((p.argmax(axis=1) == y[test]).mean())})
             log(f"repeat {r} fold {k}: chose {chosen}, {time.perf_counter() - t0:.0f} s")
     return rows, choices, lofo
-
-
-# --- report ------------------------------------------------------------------------------------
-
-def summarize(rows: list[dict]) -> list[dict]:
-    import pandas as pd
-
-    df = pd.DataFrame(rows)
-    g = df.groupby(["method", "condition"], sort=False).accuracy
-    return [{"method": m, "condition": c, "accuracy_mean": float(s.mean()), "accuracy_std": float(s.std(ddof=1)),
-             "n_folds": int(s.size)} for (m, c), s in g]
-
-
-def checks(summary, lofo_summary, held_out: list[str]) -> dict:
-    """The issue's done-when figures for the nested-chosen model, each with its threshold."""
-    acc = {r["condition"]: r["accuracy_mean"] for r in summary if r["method"] == "chosen by nested validation"}
-    per_held = [acc[c] for c in held_out]
-    return {
-        "clean_accuracy": {"value": acc["clean"], "at_least": 0.895, "ok": acc["clean"] >= 0.895},
-        "minus_20dB_gap": {"value": acc["clean"] - acc["sox_gain_-20dB"], "at_most": 0.03,
-                           "ok": acc["clean"] - acc["sox_gain_-20dB"] <= 0.03},
-        "plus_6dB_clipped_gap": {"value": acc["clean"] - acc["sox_gain_+6dB_clipped"], "at_most": 0.03,
-                                 "ok": acc["clean"] - acc["sox_gain_+6dB_clipped"] <= 0.03},
-        "lofo_worst_family": {"value": min(r["accuracy_mean"] for r in lofo_summary), "at_least": 0.85,
-                              "ok": min(r["accuracy_mean"] for r in lofo_summary) >= 0.85},
-        "held_out_overall": {"value": float(np.mean(per_held)), "at_least": 0.90, "ok": float(np.mean(per_held)) >= 0.90},
-        "held_out_worst": {"value": min(per_held), "at_least": 0.80, "ok": min(per_held) >= 0.80},
-    }
-
-
-def stride_summary(summary, held_out: list[str]) -> dict:
-    """The nested-chosen model analysing every k-th window against every window: clean, held-out overall
-    and worst, per condition, and whether clean, held-out overall and held-out worst each stay within
-    1 point (issue 15's bar for a faster option; benchmarks/predict.py applies the same)."""
-    out = {}
-    for k in WINDOW_STRIDES:
-        method = "chosen by nested validation" + ("" if k == 1 else f", every {k} windows")
-        acc = {r["condition"]: r["accuracy_mean"] for r in summary if r["method"] == method}
-        out[f"stride_{k}"] = {"clean": acc["clean"], "held_out_overall": float(np.mean([acc[c] for c in held_out])),
-                              "held_out_worst": min(acc[c] for c in held_out), "per_condition": acc}
-    exact = out["stride_1"]
-    for k in WINDOW_STRIDES[1:]:
-        s = out[f"stride_{k}"]
-        s["within_1_point"] = all(s[m] >= exact[m] - 0.01 for m in ("clean", "held_out_overall", "held_out_worst"))
-    return out
-
-
-def pct(mean: float, std: float | None = None) -> str:
-    return f"{100 * mean:.1f}" + ("" if std is None or np.isnan(std) else f" ± {100 * std:.1f}")
-
-
-# method -> column heading of the report's table; the figure draws the first three
-COLUMNS = {"chosen by nested validation": "robust model (nested choice)",
-           "dense head, level only (reference)": "without band normalisation (reference)",
-           "plain musicnn track mean+max + logreg, clean training": "plain musicnn + logreg",
-           "hand-crafted features + logreg, clean training": "hand-crafted + logreg"}
-
-
-def figure(results: dict, path: Path) -> None:
-    """``reports/figures/robustness.png``: the table's first three model columns as bars, per condition."""
-    from utils.evaluation.plots import plot_condition_accuracy, save_figure
-
-    acc = {label: {r["condition"]: r["accuracy_mean"] for r in results["summary"] if r["method"] == m}
-           for m, label in list(COLUMNS.items())[:3]}
-    trained = [c for c, (_, in_training) in results["condition_kinds"].items() if in_training != "no"]
-    save_figure(plot_condition_accuracy(acc, trained, f"Accuracy per condition: {results['n_clips']} GTZAN clips, "
-                                                             f"mean over {len(results['choices'])} test folds"), path)
-
-
-def markdown(results: dict) -> str:
-    by = {(r["method"], r["condition"]): r for r in results["summary"]}
-    chosen = "; ".join(f"{v} in {n}" for v, n in results["choice_counts"].items())
-    lines = ["## Accuracy per condition", "",
-             f"Accuracy (%) on {results['n_clips']} GTZAN clips, {results['split']}, mean ± std over the test "
-             f"folds. Front end and head chosen inside each training fold by nested validation among "
-             f"{results['n_variants_tried']} variants ({chosen}; of {len(results['choices'])} folds). The "
-             "reference column is the dense head on the front end without band normalisation, scored on the "
-             "same test folds for comparison only.", "",
-             "| condition | made by | in training? | " + " | ".join(COLUMNS.values()) + " |",
-             "|---|---|---|" + "---|" * len(COLUMNS)]
-    for c, (maker, trained) in results["condition_kinds"].items():
-        cells = [pct(by[m, c]["accuracy_mean"], by[m, c]["accuracy_std"]) if (m, c) in by else "not measured"
-                 for m in COLUMNS]
-        lines.append(f"| {c} | {maker} | {trained} | " + " | ".join(cells) + " |")
-    lines += ["", "## Leave-one-family-out", "", "Trained without the family, tested on it (%):", "",
-              "| held-out family | accuracy (%) |", "|---|---|"]
-    lines += [f"| {r['family']} | {pct(r['accuracy_mean'], r['accuracy_std'])} |" for r in results["lofo_summary"]]
-    lines += ["", "## Fewer windows per track", "",
-              "The chosen model analysing every k-th 3 s window of each clip (`fma-genre predict --fast`: k = 2):", "",
-              "| windows analysed | clean (%) | never-trained conditions, overall (%) | worst (%) | within 1 point |",
-              "|---|---|---|---|---|"]
-    for name, s in results["window_stride"].items():
-        k = int(name.removeprefix("stride_"))
-        lines.append(f"| {'every window' if k == 1 else f'1 in {k}'} | {pct(s['clean'])} | "
-                     f"{pct(s['held_out_overall'])} | {pct(s['held_out_worst'])} | "
-                     f"{'-' if k == 1 else ('yes' if s['within_1_point'] else 'no')} |")
-    lines += ["", "## Targets", "", "| target (issue 13) | value | target | met |", "|---|---|---|---|"]
-    for name, ch in results["checks"].items():
-        bound = f"≥ {pct(ch['at_least'])}" if "at_least" in ch else f"≤ {pct(ch['at_most'])} points"
-        lines.append(f"| {name} | {pct(ch['value'])} | {bound} | {'yes' if ch['ok'] else 'no'} |")
-    return "\n".join(lines) + "\n"
 
 
 # --- the shipped model ---------------------------------------------------------------------------
@@ -444,7 +342,7 @@ def save_default(path: Path, model, classes, results: dict, paths: list[Path], t
     variant = results["shipped_variant"]
     fe_name, head_names = VARIANTS[variant]
     figures = {r["condition"]: {"accuracy": r["accuracy_mean"], "accuracy_std": r["accuracy_std"]}
-               for r in results["summary"] if r["method"] == "chosen by nested validation"}
+               for r in results["summary"] if r["method"] == CHOSEN}
     card = ModelCard(
         labels=tuple(classes), frontend=FRONT_ENDS[fe_name], architecture="musicnn_transfer", temperature=temperature,
         training={
@@ -529,11 +427,7 @@ def main(argv=None) -> int:
     if args.render_only:  # and, with --save-default, the shipped model again from the cache and the JSON
         import json
 
-        results = json.loads((args.reports / "robustness.json").read_text())
-        # derived fields follow this code's definitions, recomputed from the stored summary
-        held_out = list(results["held_out_conditions"])
-        results["checks"] = checks(results["summary"], results["lofo_summary"], held_out)
-        results["window_stride"] = stride_summary(results["summary"], held_out)
+        results = rerender(json.loads((args.reports / "robustness.json").read_text()))
         write_reports(args.reports, results)
         if args.save_default:
             ship(args, results)
@@ -619,16 +513,6 @@ def main(argv=None) -> int:
     if args.save_default:
         ship(args, results, data)
     return 0
-
-
-def write_reports(reports: Path, results: dict) -> None:
-    """``robustness.json``, ``robustness.md`` (also printed) and ``figures/robustness.png`` under ``reports``."""
-    from utils.evaluation.reports import write_json
-
-    write_json(reports / "robustness.json", results)
-    write_text(reports / "robustness.md", text := markdown(results))
-    figure(results, reports / "figures" / "robustness.png")
-    print(text)
 
 
 def ship(args: argparse.Namespace, results: dict, data: dict | None = None) -> None:
