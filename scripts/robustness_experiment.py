@@ -341,10 +341,11 @@ def save_default(path: Path, model, classes, results: dict, paths: list[Path], t
 
     variant = results["shipped_variant"]
     fe_name, head_names = VARIANTS[variant]
+    fe = FRONT_ENDS[fe_name]
     figures = {r["condition"]: {"accuracy": r["accuracy_mean"], "accuracy_std": r["accuracy_std"]}
                for r in results["summary"] if r["method"] == CHOSEN}
     card = ModelCard(
-        labels=tuple(classes), frontend=FRONT_ENDS[fe_name], architecture="musicnn_transfer", temperature=temperature,
+        labels=tuple(classes), frontend=fe, architecture="musicnn_transfer", temperature=temperature,
         training={
             "base": "MSD_musicnn (models/musicnn/msd_musicnn.npz, ISC licence), frozen",
             "heads": {h: dataclasses.asdict(HEADS[h]) for h in head_names},
@@ -352,8 +353,9 @@ def save_default(path: Path, model, classes, results: dict, paths: list[Path], t
             "why": results["why_shipped"],
             "level": "per-window level normalisation in the front end (FrontEnd.level='window'), chosen by "
                      "measurement over BS.1770 integrated loudness and none (reports/level_choice.json)",
-            "bands": ("per-window band normalisation (FrontEnd.band_level='window', each Mel band's mean set to "
-                      "models/musicnn/band_reference.json)" if FRONT_ENDS[fe_name].band_level == "window" else "none")
+            "bands": (f"per-window band normalisation (FrontEnd.band_level='window', each Mel band's mean brought to "
+                      f"within band_tolerance={fe.band_tolerance:g} of models/musicnn/band_reference.json)"
+                      if fe.band_level == "window" else "none")
                      + f"; front end chosen by nested validation among {list(FRONT_ENDS)} (reports/robustness.json)",
             "augmentation": f"the clean clips plus {n_copies_of(results)} copies of each through "
                             "utils.audio.augment.RandomChain (pedalboard: 1-3 of the families "
