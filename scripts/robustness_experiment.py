@@ -103,7 +103,7 @@ def cache_key(paths: list[Path], fe) -> str:
     for p in paths:
         h.update(f"{p.name}:{p.stat().st_size};".encode())
     h.update(hashlib.sha1(WEIGHTS.read_bytes()).digest())
-    for module in ("augment.py",):
+    for module in ("augment.py", "frontend.py"):
         h.update((ROOT / "utils" / "audio" / module).read_bytes())
     h.update((ROOT / "utils" / "evaluation" / "conditions.py").read_bytes())
     h.update(f"{fe!r}|{SR}|{LAYERS}".encode())
@@ -501,7 +501,13 @@ def main(argv=None) -> int:
                                        "under the issue's clean target: that result led to the band tolerance variants. "
                                        "Their two values are the first quartile and the median of the band offsets "
                                        "of the FMA sample's windows (models/musicnn/band_reference.json), set "
-                                       "before this run from no GTZAN clip; no other tolerance was tried.",
+                                       "before this run from no GTZAN clip; no other tolerance was tried. Before this run, "
+                                       "band normalisation moved bands in musicnn's log10(1 + 10000 S) units; a "
+                                       "label-free check on 6 FMA sample clips through scipy Butterworth filters "
+                                       "(800 Hz highpass, 300-3400 Hz band, 2 kHz lowpass, bass shelf; not the "
+                                       "held-out implementation) found windows normalised in dB changed about half "
+                                       "as much by the filter, so bands are now moved in dB; the log-unit version "
+                                       "is not a candidate in this run.",
         "lofo_note": f"repeats < {args.lofo_repeats}; head variant as chosen by the outer fold's nested selection "
                      "(whose criterion included the family's copies of other clips)",
         "choices": choices, "choice_counts": dict(counts), "shipped_variant": shipped,

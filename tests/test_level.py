@@ -9,8 +9,8 @@ import soundfile as sf
 
 from utils import audio
 from utils.audio.decoder import downmix_weights
-from utils.audio.frontend import (MUSICNN, FrontEnd, LogMel, audible, level_gain_db, normalize_level, stream_windows,
-                                  windows)
+from utils.audio.frontend import (MUSICNN, FrontEnd, LogMel, audible, band_offsets, level_gain_db, normalize_level,
+                                  stream_windows, windows)
 from utils.models.musicnn import band_reference
 
 LEVELLED = dataclasses.replace(MUSICNN, level="window")
@@ -91,10 +91,10 @@ def test_band_level_brings_a_filtered_copy_close_to_its_source(metal):
     filtered = signal.sosfilt(sos, metal).astype(np.float32)
     change = {fe.band_level: np.abs(windows(LogMel(fe)(metal), fe) - windows(LogMel(fe)(filtered), fe)).mean()
               for fe in (LEVELLED, BANDED)}
-    assert change["window"] < 0.25 * change["none"], change  # 0.06 against 0.78 on this clip
+    assert change["window"] < 0.25 * change["none"], change
 
 
-@pytest.mark.parametrize("tolerance", [0.0, 0.4, 1.5])
+@pytest.mark.parametrize("tolerance", [0.0, 4.0, 15.0])
 def test_band_level_keeps_silence_silent_and_sound_audible(metal, tolerance):
     fe = dataclasses.replace(BANDED, band_tolerance=tolerance)
     y = np.concatenate([np.zeros(16000 * 6, np.float32), metal[:16000 * 9], 1e-4 * metal[:16000 * 6]])
@@ -103,9 +103,9 @@ def test_band_level_keeps_silence_silent_and_sound_audible(metal, tolerance):
     assert not heard.all() and heard.any()
     np.testing.assert_array_equal(audible(banded, fe), heard)
     np.testing.assert_array_equal(banded[~heard], levelled[~heard])
-    if tolerance == 0:
-        np.testing.assert_allclose(banded[heard].mean(axis=1), np.broadcast_to(
-            banded[heard].mean(axis=(0, 1)), (heard.sum(), fe.n_mels)), atol=0.05)  # one profile for all
+    if tolerance == 0:  # one profile in dB for all, up to the raise of a window its band means left too quiet
+        offsets = band_offsets(banded[heard], fe)[:, 0]
+        np.testing.assert_allclose(offsets - offsets.mean(axis=1, keepdims=True), 0, atol=0.05)  # dB
 
 
 def test_band_tolerance_spans_band_normalisation_to_level_only(metal):
@@ -115,7 +115,7 @@ def test_band_tolerance_spans_band_normalisation_to_level_only(metal):
     from scipy import signal
 
     filtered = signal.sosfilt(signal.butter(4, 400, "highpass", fs=16000, output="sos"), metal).astype(np.float32)
-    fes = [dataclasses.replace(BANDED, band_tolerance=t) for t in (0.0, 0.4, 1e9)]
+    fes = [dataclasses.replace(BANDED, band_tolerance=t) for t in (0.0, 4.0, 1e9)]
     clean = [windows(LogMel(fe)(metal), fe) for fe in [LEVELLED, *fes]]
     np.testing.assert_array_equal(clean[-1], clean[0])
     change = [np.abs(w - windows(LogMel(fe)(filtered), fe)).mean() for w, fe in zip(clean[1:], fes)]
@@ -138,7 +138,7 @@ def test_band_level_streams_and_travels_with_the_front_end():
         dataclasses.replace(BANDED, band_reference=(1.0, 2.0, 3.0))
     with pytest.raises(ValueError, match="band_level must be"):
         dataclasses.replace(LEVELLED, band_level="track")
-    tolerant = dataclasses.replace(BANDED, band_tolerance=0.78)
+    tolerant = dataclasses.replace(BANDED, band_tolerance=7.5)
     assert FrontEnd.from_dict(json.loads(json.dumps(tolerant.to_dict()))) == tolerant
     assert FrontEnd.from_dict({k: v for k, v in BANDED.to_dict().items() if k != "band_tolerance"}) == BANDED
     for bad in (-0.1, float("nan"), float("inf")):

@@ -31,6 +31,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from utils import audio
 
 AMIN = 1e-10  # power floor before the log: -100 dB
+AMIN_DB = float(10 * np.log10(AMIN))
 
 
 @dataclass(frozen=True)
@@ -80,10 +81,9 @@ class FrontEnd:
     band_reference : with ``band_level="window"``, the long-term Mel profile
         (``n_mels`` values in the ``log`` units) that windows are brought to;
         only its shape counts, its level is set to ``level_db``
-    band_tolerance : with ``band_level="window"``, how far a band's mean may
-        stay from the reference, in the ``log`` units (dB for ``"db"``, about
-        10 dB per unit for ``"log10_1p"``): a band within it keeps its mean, a
-        band further away is brought to that distance. 0 sets every band to the
+    band_tolerance : with ``band_level="window"``, how far (dB) a band's mean
+        may stay from the reference: a band within it keeps its mean, a band
+        further away is brought to that distance. 0 sets every band to the
         reference; a larger value keeps more of a track's own spectral shape,
         a genre cue, and still removes most of a filter's deep cuts or boosts
     """
@@ -364,19 +364,21 @@ def normalize_level(w: np.ndarray, fe: FrontEnd) -> np.ndarray:
 
 
 def normalize_bands(w: np.ndarray, fe: FrontEnd) -> np.ndarray:
-    """Level-normalised windows ``(..., frames, mels)`` with each band's mean over an audible window
-    brought to within ``fe.band_tolerance`` of ``fe.band_reference`` (scaled to ``fe.level_db``);
+    """Level-normalised windows ``(..., frames, mels)`` with each band's mean in dB over an audible window
+    brought to within ``fe.band_tolerance`` dB of ``fe.band_reference`` (scaled to ``fe.level_db``);
     silent windows are left as they are.
 
     A fixed filter (an equaliser, a telephone band, a small speaker) adds a
-    constant to each band of a log-Mel spectrogram, so moving each band's mean
-    over the window to a reference removes it, as cepstral mean normalisation
-    does for speech; the reference then gives the network the spectral shape
-    it knows. What a filter removed entirely stays missing: its bands come out
-    flat. Values are kept at or above ``fe.floor``. Audible windows stay
-    audible: with no tolerance, the mean power of a window is at least that of
-    its band means (the power is convex in the log value), which is
-    ``fe.level_db``; with one, a window under ``fe.level_db`` is raised to it.
+    constant to each band of a Mel spectrogram in dB, so moving each band's
+    mean over the window to a reference removes it, as cepstral mean
+    normalisation does for speech; the reference then gives the network the
+    spectral shape it knows. The bands are moved in dB whatever ``fe.log``
+    (``"log10_1p"`` compresses quiet bands, where a gain would not add a
+    constant), so a band a filter only attenuated comes back; one it removed
+    to under -100 dB stays missing. Audible windows stay audible: with no
+    tolerance, the mean power of a window is at least that of its band means
+    (the power is convex in dB), which is ``fe.level_db``; with one, a window
+    under ``fe.level_db`` is raised to it.
 
     Examples
     --------
@@ -388,18 +390,23 @@ def normalize_bands(w: np.ndarray, fe: FrontEnd) -> np.ndarray:
     """
     x = np.asarray(w, np.float64)
     d = band_offsets(x, fe)
-    moved = np.maximum(x + np.sign(d) * np.maximum(np.abs(d) - fe.band_tolerance, 0.0), fe.floor)
-    gain = 10.0 ** (np.maximum(fe.level_db - _mean_db(moved, fe), 0.0) / 10.0)  # only with a tolerance
-    flat = _from_power(_to_power(moved, fe.log) * gain[..., None, None], fe.log)
-    return np.where(audible(x, fe)[..., None, None], flat, x)
+    moved = np.maximum(_db(x, fe) + np.sign(d) * np.maximum(np.abs(d) - fe.band_tolerance, 0.0), AMIN_DB)
+    p = 10.0 ** (moved / 10.0)
+    p *= 10.0 ** (np.maximum(fe.level_db - 10 * np.log10(p.mean(axis=(-2, -1))), 0.0) / 10.0)[..., None, None]
+    return np.where(audible(x, fe)[..., None, None], _from_power(p, fe.log), x)
 
 
 def band_offsets(w: np.ndarray, fe: FrontEnd) -> np.ndarray:
-    """How far each band's mean over each level-normalised window ``(..., frames, mels)`` lies under
-    ``fe.band_reference`` scaled to ``fe.level_db``, in the ``log`` units: ``(..., 1, mels)``."""
-    ref = _to_power(np.asarray(fe.band_reference, np.float64), fe.log)
-    ref = _from_power(ref * 10.0 ** ((fe.level_db - 10 * np.log10(ref.mean())) / 10.0), fe.log)
-    return ref - np.asarray(w, np.float64).mean(axis=-2, keepdims=True)
+    """How far, in dB, each band's mean over each level-normalised window ``(..., frames, mels)`` lies
+    under ``fe.band_reference`` scaled to ``fe.level_db``: ``(..., 1, mels)``."""
+    ref = np.maximum(_to_power(np.asarray(fe.band_reference, np.float64), fe.log), AMIN)
+    ref_db = 10 * np.log10(ref) + fe.level_db - 10 * np.log10(ref.mean())
+    return ref_db - _db(w, fe).mean(axis=-2, keepdims=True)
+
+
+def _db(w: np.ndarray, fe: FrontEnd) -> np.ndarray:
+    """Log values in the front end's ``log`` units -> dB (float64, floor -100 dB)."""
+    return 10 * np.log10(np.maximum(_to_power(np.asarray(w, np.float64), fe.log), AMIN))
 
 
 def fix_frames(S: np.ndarray, n_frames: int, fill: float) -> np.ndarray:
