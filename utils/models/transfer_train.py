@@ -38,6 +38,7 @@ import pandas as pd
 from utils import audio
 from utils.atomic import write_atomic
 from utils.audio.augment import RandomChain
+from utils.audio import frontend
 from utils.audio.frontend import MUSICNN, LogMel, windows
 from utils.data.splits import SPLITS, Split, make_splits, official_split
 from utils.errors import FmaGenreError
@@ -162,8 +163,10 @@ def split_tracks(tracks: pd.DataFrame, seed: int = 0) -> tuple[Split, str]:
 
 
 def _digest(path: Path, copy: int) -> str:
+    """Key of one file's cached embeddings: the file, the copy, and the front end's settings and code."""
     st = path.stat()
     h = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{copy}|{FRONTEND!r}|{LAYERS}".encode())
+    h.update(Path(frontend.__file__).read_bytes())
     return h.hexdigest()[:16]
 
 
