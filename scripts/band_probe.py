@@ -10,11 +10,12 @@ disco and "telephone band" meant blues). Each clip goes through ``sox``
 Writes ``reports/band_probe.json`` and ``.md``.
 
     python scripts/band_probe.py --gtzan ../shared/data/gtzan_mini --model shipped=models/default.keras \
-        [--model before=/tmp/before/default.keras]
+        [--model before=/tmp/before/default.keras] [--carry previous=shipped]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -72,6 +73,11 @@ def markdown(report: dict) -> str:
             top = ", ".join(f"{g} {n}" for g, n in list(r["instead"].items())[:2])
             cells.append(f"{r['right']}" + (f" (instead: {top})" if top else ""))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for m in models:
+        if "measured" in report["models"][m]:
+            w = report["models"][m]["measured"]
+            lines += ["", f"{m}: measured at commit {w['commit'][:8]} ({w['date'][:10]}) as `{w['as']}`, kept from "
+                          "the previous report."]
     lines += ["", f"<small>The first {report['per_genre']} clips of each genre of `{report['data']}`, which every model "
               "here was trained on: a look for genres tied to a band, not an accuracy estimate; "
               "`python scripts/band_probe.py`, `reports/band_probe.json`.</small>", ""]
@@ -83,9 +89,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gtzan", type=Path, default=ROOT / "data" / "sample" / "gtzan", help="GTZAN folder (genre/*.wav)")
     ap.add_argument("--per-genre", type=int, default=3, help="clips of each genre")
     ap.add_argument("--model", action="append", metavar="NAME=PATH", required=True, help="a model to probe (repeatable)")
+    ap.add_argument("--carry", action="append", default=[], metavar="NAME=OLD",
+                    help="model OLD's tallies kept from the existing --json report as NAME, with the commit that "
+                         "measured them: a model the current code no longer runs as it was shipped (repeatable)")
     ap.add_argument("--json", type=Path, default=ROOT / "reports" / "band_probe.json")
     args = ap.parse_args(argv)
     models = dict(m.split("=", 1) for m in args.model)
+    carried = {}
+    if args.carry:
+        old = json.loads(args.json.read_text())
+        for new_name, old_name in (c.split("=", 1) for c in args.carry):
+            was = old["models"][old_name]  # carried before: it keeps the run that measured it
+            carried[new_name] = {"measured": {k: old["provenance"][k] for k in ("date", "commit", "command")}
+                                 | {"as": old_name}} | was
     block = provenance()
     clips = [c for g in sorted(d for d in args.gtzan.iterdir() if d.is_dir())
              for c in sorted(g.glob("*.wav"))[: args.per_genre]]
@@ -94,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         files = copies(clips, Path(tmp))
         report = {"data": args.gtzan.name, "clips": len(clips), "per_genre": args.per_genre,
                   "filters": {k: list(v) for k, v in FILTERS.items()},
-                  "models": {name: {"path": path, "filters": score(Path(path), files, truth)}
-                             for name, path in models.items()}}
+                  "models": carried | {name: {"path": path, "filters": score(Path(path), files, truth)}
+                                       for name, path in models.items()}}
     block = finish(block)
     write_report(args.json, report, block, markdown(report))
     print(markdown(report))
