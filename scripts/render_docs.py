@@ -51,7 +51,7 @@ RENDERERS = {
     "cv_gtzan_reduced_summary": ("scripts/cv_experiment.py", "summary_markdown", "cv_gtzan_reduced"),
     "transfer_results": ("scripts/transfer_report.py", "markdown", "transfer_results"),
     "transfer_results_clean": ("scripts/transfer_report.py", "clean_markdown", "transfer_results"),
-    "robustness": ("scripts/robustness_experiment.py", "markdown", "robustness"),
+    "robustness": ("utils/evaluation/robustness.py", "markdown", "robustness"),
     "benchmarks_predict": ("benchmarks/predict.py", "markdown", "benchmarks_predict"),
     "hardening": ("scripts/hardening_probe.py", "markdown", "hardening"),
     "band_probe": ("scripts/band_probe.py", "markdown", "band_probe"),
