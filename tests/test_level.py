@@ -153,23 +153,29 @@ def test_downmix_weights_follow_itu():
     assert w[3] == 0 and w[2] == pytest.approx(0.7071) and w[4] == pytest.approx(0.3536)
 
 
-@pytest.mark.parametrize("suffix", [".wav", ".flac", ".m4a"])
-def test_centre_only_51_keeps_its_level(metal, tmp_path, suffix):
-    """A 5.1 file with the signal only in its centre: 3 dB below the source (ITU), not 15.6 dB (a plain mean)."""
+def write_channels(path, frames: np.ndarray, layout: str):
+    """``frames (n, channels)`` at 16 kHz as ``path``: an ``.m4a`` through FFmpeg's AAC encoder (the PyAV
+    decoding path, with FFmpeg's channel names), anything else through soundfile (float WAV)."""
     import av
 
-    six = np.zeros((len(metal), 6), np.float32)
-    six[:, 2] = metal
-    path = tmp_path / f"centre{suffix}"
-    if suffix == ".m4a":  # through FFmpeg's AAC encoder: the PyAV decoding path, with FFmpeg's channel names
+    if path.suffix == ".m4a":
         with av.open(str(path), "w") as out:
-            stream = out.add_stream("aac", rate=16000, layout="5.1")
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(six.T), format="fltp", layout="5.1")
+            stream = out.add_stream("aac", rate=16000, layout=layout)
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(frames.T), format="fltp", layout=layout)
             frame.sample_rate = 16000
             for packet in [*stream.encode(frame), *stream.encode(None)]:
                 out.mux(packet)
     else:
-        sf.write(path, six, 16000)
+        sf.write(path, frames, 16000, subtype="FLOAT" if path.suffix == ".wav" else None)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac", ".m4a"])
+def test_centre_only_51_keeps_its_level(metal, tmp_path, suffix):
+    """A 5.1 file with the signal only in its centre: 3 dB below the source (ITU), not 15.6 dB (a plain mean)."""
+    six = np.zeros((len(metal), 6), np.float32)
+    six[:, 2] = metal
+    path = write_channels(tmp_path / f"centre{suffix}", six, "5.1")
     z = audio.load(path, 16000)
     n = min(len(z), len(metal)) - 4096
     ratio_db = 10 * np.log10(np.mean(z[2048:n] ** 2) / np.mean(metal[2048:n] ** 2))
@@ -180,22 +186,10 @@ def test_centre_only_51_keeps_its_level(metal, tmp_path, suffix):
 def test_stereo_with_one_channel_inverted_does_not_cancel(metal, tmp_path, suffix):
     """L = -R (a miswired recording or rip) mixes to the source, not to silence, through both decoders;
     ordinary stereo mixes as (L + R) / 2."""
-    import av
-
     wide = np.stack([metal, np.roll(metal, 4000)], axis=1)  # two channels of music, not in opposite polarity
     for name, frames, expected in [("inverted", np.stack([metal, -metal], axis=1), metal),
                                    ("wide", wide, wide.mean(axis=1))]:
-        path = tmp_path / f"{name}{suffix}"
-        if suffix == ".m4a":  # FFmpeg's AAC encoder: the PyAV decoding path
-            with av.open(str(path), "w") as out:
-                stream = out.add_stream("aac", rate=16000, layout="stereo")
-                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(frames.T), format="fltp", layout="stereo")
-                frame.sample_rate = 16000
-                for packet in [*stream.encode(frame), *stream.encode(None)]:
-                    out.mux(packet)
-        else:
-            sf.write(path, frames, 16000, subtype="FLOAT")
-        z = audio.load(path, 16000)
+        z = audio.load(write_channels(tmp_path / f"{name}{suffix}", frames, "stereo"), 16000)
         lag = int(np.argmax(np.correlate(z[16000:20000], expected[16000:18000])))  # AAC adds a priming delay
         z = z[lag:lag + len(expected) - 8000]
         ratio_db = 10 * np.log10(np.mean(z[2048:] ** 2) / np.mean(expected[2048:len(z)] ** 2))
