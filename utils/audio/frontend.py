@@ -391,7 +391,7 @@ def normalize_bands(w: np.ndarray, fe: FrontEnd) -> np.ndarray:
     x = np.asarray(w, np.float64)
     d = band_offsets(x, fe)
     moved = np.maximum(_db(x, fe) + np.sign(d) * np.maximum(np.abs(d) - fe.band_tolerance, 0.0), AMIN_DB)
-    p = 10.0 ** (moved / 10.0)
+    p = _to_power(moved, "db")
     p *= 10.0 ** (np.maximum(fe.level_db - 10 * np.log10(p.mean(axis=(-2, -1))), 0.0) / 10.0)[..., None, None]
     return np.where(audible(x, fe)[..., None, None], _from_power(p, fe.log), x)
 
@@ -399,14 +399,14 @@ def normalize_bands(w: np.ndarray, fe: FrontEnd) -> np.ndarray:
 def band_offsets(w: np.ndarray, fe: FrontEnd) -> np.ndarray:
     """How far, in dB, each band's mean over each level-normalised window ``(..., frames, mels)`` lies
     under ``fe.band_reference`` scaled to ``fe.level_db``: ``(..., 1, mels)``."""
-    ref = np.maximum(_to_power(np.asarray(fe.band_reference, np.float64), fe.log), AMIN)
-    ref_db = 10 * np.log10(ref) + fe.level_db - 10 * np.log10(ref.mean())
+    ref = _to_power(np.asarray(fe.band_reference, np.float64), fe.log)
+    ref_db = _from_power(ref, "db") + fe.level_db - 10 * np.log10(ref.mean())
     return ref_db - _db(w, fe).mean(axis=-2, keepdims=True)
 
 
 def _db(w: np.ndarray, fe: FrontEnd) -> np.ndarray:
     """Log values in the front end's ``log`` units -> dB (float64, floor -100 dB)."""
-    return 10 * np.log10(np.maximum(_to_power(np.asarray(w, np.float64), fe.log), AMIN))
+    return _from_power(_to_power(np.asarray(w, np.float64), fe.log), "db")
 
 
 def fix_frames(S: np.ndarray, n_frames: int, fill: float) -> np.ndarray:

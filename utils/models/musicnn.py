@@ -211,7 +211,7 @@ def band_reference(path: str | os.PathLike = BAND_REFERENCE) -> tuple[float, ...
 
 def band_offset_quartiles(path: str | os.PathLike = BAND_REFERENCE) -> dict[str, float]:
     """``{"0.25": q1, "0.5": median, "0.75": q3}``: how far the band means of the windows behind
-    :func:`band_reference` lie from it (musicnn's log units), the scale of a track's own spectral shape."""
+    :func:`band_reference` lie from it, in dB: the scale of a track's own spectral shape."""
     d = json.loads(Path(path).read_text())["offset_quartiles"]
     return {q: float(d[q]) for q in ("0.25", "0.5", "0.75")}
 

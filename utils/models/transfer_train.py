@@ -163,11 +163,12 @@ def split_tracks(tracks: pd.DataFrame, seed: int = 0) -> tuple[Split, str]:
             f"stratified 80/10/10 (seed {seed}{', grouped by artist' if grouped else ''})")
 
 
-def _digest(path: Path, copy: int) -> str:
-    """Key of one file's cached embeddings: the file, the copy, and the front end's settings and code."""
+def _digest(path: Path, copy: int, code: bytes) -> str:
+    """Key of one file's cached embeddings: the file, the copy, and the front end's settings and ``code``
+    (the bytes of ``utils/audio/frontend.py``)."""
     st = path.stat()
     h = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{copy}|{FRONTEND!r}|{LAYERS}".encode())
-    h.update(Path(frontend.__file__).read_bytes())
+    h.update(code)
     return h.hexdigest()[:16]
 
 
@@ -215,8 +216,9 @@ def _cached_copies(paths: list[Path], folder: Path, copies: Sequence[int], seed:
     """Per file: the ``.npy`` files of ``compute(copy k of its audio, path)`` for the clean copy and
     each augmented one, each written atomically to ``folder`` unless there (a killed run resumes)."""
     out: dict[Path, list[Path] | audio.AudioError] = {}
+    code = Path(frontend.__file__).read_bytes()  # read once, not per file
     for n, (path, n_copies) in enumerate(zip(paths, copies)):
-        files = [folder / f"{_digest(path, k)}.npy" for k in range(n_copies + 1)]
+        files = [folder / f"{_digest(path, k, code)}.npy" for k in range(n_copies + 1)]
         if not all(f.is_file() for f in files):
             try:
                 y = audio.load(path, FRONTEND.sample_rate)
