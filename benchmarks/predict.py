@@ -52,7 +52,7 @@ from utils import audio  # noqa: E402
 from utils.atomic import write_text  # noqa: E402
 from utils.evaluation.provenance import finish, provenance  # noqa: E402
 from utils.models.card import load_card  # noqa: E402
-from utils.models.runtime import cpu_count  # noqa: E402
+from utils.models.runtime import cpu_count, source_hash  # noqa: E402
 
 REPORT = ROOT / "reports" / "benchmarks_predict"
 SHARED = ROOT.parent / "shared" / "data"  # the shared data folder beside the checkout
@@ -509,7 +509,7 @@ def main() -> None:
         provenance=finish(provenance()),
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), commit=commit,
         command="python benchmarks/predict.py " + " ".join(sys.argv[1:]), seconds=time.time() - started,
-        model=args.model.name, note=args.note,
+        model=args.model.name, model_sha256=source_hash(args.model), note=args.note,
         machine={"platform": platform.platform(), "python": platform.python_version(), "cpus": cpu_count(),
                  "load_before": load_before, "load_after": os.getloadavg(),
                  "shared": "other jobs ran on this machine meanwhile; ratios are against baselines measured "
