@@ -120,6 +120,14 @@ def test_text_file_renamed_mp3(tmp_path):
     _expect(audio.NotAudioError, fake, "not an audio file \\(starts with b'hello, t'\\)")
 
 
+def test_random_bytes_renamed_mp3_streamed_and_loaded(tmp_path):
+    fake = tmp_path / "noise.mp3"  # FFmpeg finds an audio stream without a sample rate in these bytes
+    fake.write_bytes(np.random.default_rng(0).bytes(100_000))
+    _expect(audio.NotAudioError, fake, "not an audio file \\(starts with b")
+    with pytest.raises(audio.NotAudioError, match="not an audio file"):
+        list(audio.stream(fake, 16000))
+
+
 def test_zip_renamed_mp3(tmp_path):
     import zipfile
 

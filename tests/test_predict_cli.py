@@ -31,6 +31,25 @@ def test_failed_files_are_in_the_json_with_their_error(tiny_model, sample, tmp_p
     assert "1 predictions and 1 failures written to" in out and err == f"failed: {bad}: {rows[1]['error']}\n"
 
 
+@pytest.mark.parametrize("runtime", ["onnx", "keras"])
+def test_a_run_whose_only_file_fails_exits_cleanly(runtime, tmp_path):
+    """The model threads were still scoring the silent file's windows when Python exited: the C++
+    runtime then aborted the process (exit status 134) after the right output."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    import soundfile as sf
+
+    silent = tmp_path / "silence.wav"
+    sf.write(silent, np.zeros(16000 * 60, np.int16), 16000, subtype="PCM_16")
+    done = subprocess.run([sys.executable, "-m", "utils.apps.cli", "predict", str(silent), "--runtime", runtime],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 1, done.stderr[-500:]
+    assert done.stderr.splitlines()[-1] == f"failed: {silent}: silent audio (peak 0, digital silence)"
+    assert "terminate called" not in done.stderr
+
+
 def test_a_folder_without_audio_is_an_error(tiny_model, tmp_path, capsys):
     (tmp_path / "readme.txt").write_text("no music here")
     assert main(["predict", str(tmp_path), "--model", str(tiny_model)]) == 1

@@ -304,22 +304,28 @@ def _open_av(path, fmt: str, offset: float, duration: float | None,
     import av
 
     if fmt == "unknown":  # FFmpeg would probe it, and may find "audio" in, say, a ZIP of MP3s
-        with open(path, "rb") as f:
-            head = f.read(8)
+        head = _head(path)
         kind = next((k for sig, k in _NOT_AUDIO.items() if head.startswith(sig)), None)
         if kind:
             raise NotAudioError(path, f"not an audio file: {kind} (starts with {head!r})")
     try:
         container = av.open(os.fspath(path))
         stream_ = container.streams.audio[0]
+        # FFmpeg may find a stream without a rate in bytes that hold none (random data named .mp3)
+        sr = int(stream_.codec_context.sample_rate or stream_.rate or 0)
+        if sr <= 0:
+            container.close()
+            raise IndexError("no sample rate")
     except (av.FFmpegError, IndexError, UnicodeDecodeError) as err:
         if fmt == "unknown":
-            with open(path, "rb") as f:
-                head = f.read(8)
-            raise NotAudioError(path, f"not an audio file (starts with {head!r})") from None
+            raise NotAudioError(path, f"not an audio file (starts with {_head(path)!r})") from None
         raise AudioDecodeError(path, f"cannot decode {fmt.upper()}: {err}") from None
-    sr = int(stream_.codec_context.sample_rate or stream_.rate)
     return sr, _blocks_av(path, container, stream_, sr, offset, duration, block_frames)
+
+
+def _head(path, n: int = 8) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(n)
 
 
 def _blocks_av(path, container, stream_, sr: int, offset: float, duration: float | None,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,7 +212,8 @@ class Predictor:
         memory stays bounded by the queue and one block of audio per decoder.
         A track's probabilities equal :meth:`predict_file`'s (to float rounding).
         A bad file yields its error and the batch goes on. Threads are daemons:
-        closing the iterator (Ctrl-C) starts nothing more and does not wait.
+        closing the iterator (Ctrl-C) starts nothing more and waits only for the model
+        threads to finish their call (at most 2 s).
         """
         paths = [Path(p) for p in paths]
         jobs = jobs or cpu_count()
@@ -234,7 +236,7 @@ class _Batched:
     ``batch_size // jobs`` windows and
     file each window's probabilities under its track; :meth:`result` waits until
     a track's windows are all scored. Blocking calls wake every 0.1 s to see
-    :meth:`stop`, so no thread outlives a run abandoned midway by more than that.
+    :meth:`stop`, which waits for the model threads to finish their call.
     """
 
     def __init__(self, predictor: Predictor, paths: list[Path], jobs: int) -> None:
@@ -254,9 +256,11 @@ class _Batched:
         self.errors: dict[int, audio.AudioError] = {}
         self.failure: BaseException | None = None
         self.stopped = False
-        for role, n in ((self._decode, jobs), (self._score, jobs)):
-            for k in range(n):
-                threading.Thread(target=role, name=f"predict-{role.__name__[1:]}-{k}", daemon=True).start()
+        threads = {role: [threading.Thread(target=role, name=f"predict-{role.__name__[1:]}-{k}", daemon=True)
+                          for k in range(jobs)] for role in (self._decode, self._score)}
+        self.scorers = threads[self._score]
+        for t in (*threads[self._decode], *self.scorers):
+            t.start()
 
     def result(self, i: int) -> TrackPrediction | audio.AudioError:
         """Track ``i``'s prediction or error, once ready; re-raises what broke a thread."""
@@ -274,10 +278,18 @@ class _Batched:
         return self.predictor._track(str(self.paths[i]), np.asarray(starts), np.stack([probs[k] for k in range(n)]),
                                      np.asarray(heard))
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 2.0) -> None:
+        """Start nothing more, and wait up to ``wait`` seconds for the model threads to leave the
+        runner. One still inside it when Python exits is torn down mid-call, and the C++ runtime aborts
+        the process (``terminate called without an active exception``, exit status 134): so it went
+        when the only file of a run failed while the model was still scoring its windows. Decoders
+        are not waited for (a block of audio can take longer than a Ctrl-C should)."""
         with self.cond:
             self.stopped = True
             self.cond.notify_all()
+        deadline = time.monotonic() + wait
+        for t in self.scorers:
+            t.join(max(0.0, deadline - time.monotonic()))
 
     def _fail(self, err: BaseException) -> None:
         with self.cond:
