@@ -72,6 +72,25 @@ def test_extracted_windows_equal_logmel_in_float16(built):
     assert summary.n_windows == len(w) == c.tracks.n_windows.sum()
 
 
+def test_a_short_track_reads_as_frontend_windows_fill_it_whatever_fill_the_cache_holds(tmp_path):
+    """A 2 s excerpt of a real clip (under one 3 s window): the cache gives the window frontend.windows
+    gives, and so does a cache whose filler frames are silence (as caches were written before)."""
+    y = audio.load(SAMPLE / "gtzan/metal/metal.00000.wav", FE.sample_rate, offset=10.0, duration=2.0)
+    sf.write(tmp_path / "short.wav", y, FE.sample_rate)
+    cache.extract(table([("short", tmp_path / "short.wav", "metal", None)]), tmp_path / "c", FE, progress=False)
+    expected = windows(LogMel(FE)(audio.load(tmp_path / "short.wav", FE.sample_rate)), FE)
+    c = cache.Cache(tmp_path / "c", FE)
+    n = int(c.tracks.n_frames.iloc[0])
+    assert n < FE.window_frames and expected.shape[0] == 1
+    np.testing.assert_array_equal(c.read(c.windows(), np.arange(1)), expected.astype(np.float16).astype(np.float32))
+    shard = tmp_path / "c" / "shards" / "00000.npy"
+    old = np.load(shard)
+    old[n:] = FE.floor
+    np.save(shard, old)
+    c = cache.Cache(tmp_path / "c", FE)
+    np.testing.assert_array_equal(c.read(c.windows(), np.arange(1)), expected.astype(np.float16).astype(np.float32))
+
+
 def test_windows_selected_by_split_and_labels(built):
     _, out, _ = built
     c = cache.Cache(out)

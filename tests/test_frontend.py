@@ -8,7 +8,7 @@ import soundfile as sf
 
 from utils import audio
 from utils.audio.frontend import (MUSICNN, FrontEnd, LogMel, fix_frames, logmel_files, mel_filterbank,
-                            stream_windows, window_starts, windows)
+                            normalize_level, stream_windows, window_starts, windows)
 
 
 def librosa_logmel(y: np.ndarray, fe: FrontEnd) -> np.ndarray:
@@ -77,20 +77,22 @@ def test_windows_cover_the_track_with_overlap():
     np.testing.assert_array_equal(w[-1], S[-128:])
 
 
-def test_short_tracks_are_padded_or_refused():
+def test_short_tracks_are_repeated_or_refused():
     fe = FrontEnd()
-    S = np.zeros((100, fe.n_mels), np.float32)
+    S = np.random.default_rng(0).uniform(0.0, 1.0, (100, fe.n_mels)).astype(np.float32)
     w = windows(S, fe)
-    assert w.shape == (1, 128, fe.n_mels) and np.all(w[0, 100:] == fe.floor)
+    expected = normalize_level(np.concatenate([S, S[:28]])[None], fe)
+    assert w.shape == (1, 128, fe.n_mels) and np.array_equal(w, expected)
     with pytest.raises(audio.TooShortError, match="clip.wav: too short: 0.70 s of audio, at least 1.49 s"):
         windows(S[:30], fe, source="clip.wav")
 
 
-def test_fix_frames_crops_and_pads():
-    S = np.ones((10, 3), np.float32)
-    assert fix_frames(S, 4, -1).shape == (4, 3)
-    padded = fix_frames(S, 12, -1)
-    assert padded.shape == (12, 3) and np.all(padded[10:] == -1)
+def test_fix_frames_crops_and_repeats():
+    S = np.arange(30, dtype=np.float32).reshape(10, 3)
+    assert np.array_equal(fix_frames(S, 4), S[:4])
+    filled = fix_frames(S, 25)
+    assert filled.shape == (25, 3) and filled.dtype == S.dtype
+    assert np.array_equal(filled[:10], S) and np.array_equal(filled[10:20], S) and np.array_equal(filled[20:], S[:5])
 
 
 def test_frontend_is_validated_and_round_trips(tmp_path):

@@ -24,7 +24,8 @@ Why sharded ``.npy`` files rather than one big file, HDF5 or Zarr:
 - Frames, not windows: windows are cut at read time from ``offset`` and
   ``n_frames`` (:func:`utils.audio.frontend.window_starts`), so 50 % overlapping
   windows are not stored twice. A track shorter than one window is stored
-  padded to one window with ``fe.floor``.
+  filled to one window (:func:`utils.audio.frontend.fix_frames`), and read back
+  from its own frames, so caches written when the fill was silence read the same.
 - Time-major float16: a window is one contiguous block of
   ``window_frames x n_mels x 2`` bytes (32 KiB at the defaults), read from
   ``np.load(mmap_mode="r")`` memory maps kept open per shard. float16
@@ -212,7 +213,7 @@ def write_shard(out: str | os.PathLike, fe: FrontEnd, shard: Shard, lm: LogMel |
         rows.append((track.track_id, track.label, track.split, "failed" if err else "ok",
                      f"{type(err).__name__}: {err}" if err else None, at, n_frames, n_windows))
         if err is None:
-            blocks.append(fix_frames(S, max(n_frames, fe.window_frames), fe.floor).astype(np.float16))
+            blocks.append(fix_frames(S, max(n_frames, fe.window_frames)).astype(np.float16))
             at += len(blocks[-1])
         if on_track:
             on_track()
@@ -370,8 +371,12 @@ class Cache:
         """Windows ``idx`` (any order) as float32 ``(len(idx), window_frames, n_mels)``."""
         w = self.fe.window_frames
         out = np.empty((len(idx), w, self.fe.n_mels), np.float32) if out is None else out
-        for i, (shard, start) in enumerate(zip(windows.shard[idx].tolist(), windows.start[idx].tolist())):
+        n_frames = windows.tracks.n_frames.to_numpy()[windows.track[idx]]
+        for i, (shard, start, n) in enumerate(zip(windows.shard[idx].tolist(), windows.start[idx].tolist(),
+                                                  n_frames.tolist())):
             _half_to_float(self._map(shard)[start:start + w], _HALF_TO_FLOAT, out[i])
+            if n < w:  # a short track: filled from its own frames, whatever fill the cache was written with
+                out[i] = fix_frames(out[i, :n], w)
         if self.fe.level != "none":  # as frontend.windows does: the cache holds spectrograms, not windows
             out[...] = normalize_level(out, self.fe)
         return out
