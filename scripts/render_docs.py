@@ -55,6 +55,7 @@ RENDERERS = {
     "benchmarks_predict": ("benchmarks/predict.py", "markdown", "benchmarks_predict"),
     "hardening": ("scripts/hardening_probe.py", "markdown", "hardening"),
     "band_probe": ("scripts/band_probe.py", "markdown", "band_probe"),
+    "excerpt_probe": ("scripts/excerpt_probe.py", "markdown", "excerpt_probe"),
 }
 BLOCK = re.compile(r"^<!-- BEGIN (reports/[\w./-]+\.md) -->\n(.*?)^<!-- END \1 -->$", re.M | re.S)
 # A measured figure: a number (or mean ± spread) followed by a percent sign, a times sign or a unit
