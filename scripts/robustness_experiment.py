@@ -354,7 +354,8 @@ def save_default(path: Path, model, classes, results: dict, paths: list[Path], t
             "level": "per-window level normalisation in the front end (FrontEnd.level='window'), chosen by "
                      "measurement over BS.1770 integrated loudness and none (reports/level_choice.json)",
             "bands": (f"per-window band normalisation (FrontEnd.band_level='window', each Mel band's mean brought to "
-                      f"within band_tolerance={fe.band_tolerance:g} of models/musicnn/band_reference.json)"
+                      f"within band_tolerance={fe.band_tolerance:g} dB of models/musicnn/band_reference.json; "
+                      f"band_mean={fe.band_mean!r})"
                       if fe.band_level == "window" else "none")
                      + f"; front end chosen by nested validation among {list(FRONT_ENDS)} (reports/robustness.json)",
             "augmentation": f"the clean clips plus {n_copies_of(results)} copies of each through "
@@ -507,7 +508,23 @@ def main(argv=None) -> int:
                                        "(800 Hz highpass, 300-3400 Hz band, 2 kHz lowpass, bass shelf; not the "
                                        "held-out implementation) found windows normalised in dB changed about half "
                                        "as much by the filter, so bands are now moved in dB; the log-unit version "
-                                       "is not a candidate in this run.",
+                                       "is not a candidate in this run. After that run (commit 5827074), a label-"
+                                       "free check on the 20 data/sample GTZAN clips (which this run tests) and 6 "
+                                       "FMA sample clips measured the cosine distance between a clip's musicnn "
+                                       "track embedding and its copies' through FFmpeg MP3 at 16 and 32 kbit/s, "
+                                       "Opus 12k, SoX telephone band, 800 Hz highpass, 2 kHz lowpass, reverb and "
+                                       "white noise: with each band's mean taken as its mean power in dB instead of "
+                                       "the mean of its cells in dB, MP3 16k moved 0.034 instead of 0.121, MP3 32k "
+                                       "0.008 instead of 0.021, the filters about 10 % more; a look at the shipped "
+                                       "model on those clips through MP3 16k (6 of 20 right) had led to it. So "
+                                       "band means are now mean powers (FrontEnd.band_mean='power') and the "
+                                       "tolerances the quartiles of those offsets; the dB-mean version is not a "
+                                       "candidate in this run. Also after that run, three logistic-regression "
+                                       "proxies on cached embeddings (MTT_musicnn's embedding alone and next to "
+                                       "MSD_musicnn's, windows every 1.5 s, 6 augmented copies) were scored on "
+                                       "clean, the pedalboard families and leave-one-family-out (5 folds, one "
+                                       "repeat; no SoX/FFmpeg condition); none did clearly better and none is a "
+                                       "candidate.",
         "lofo_note": f"repeats < {args.lofo_repeats}; head variant as chosen by the outer fold's nested selection "
                      "(whose criterion included the family's copies of other clips)",
         "choices": choices, "choice_counts": dict(counts), "shipped_variant": shipped,

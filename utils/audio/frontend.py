@@ -86,6 +86,11 @@ class FrontEnd:
         further away is brought to that distance. 0 sets every band to the
         reference; a larger value keeps more of a track's own spectral shape,
         a genre cue, and still removes most of a filter's deep cuts or boosts
+    band_mean : with ``band_level="window"``, how a band's mean over a window is
+        taken: ``"db"``, the mean of its cells in dB, or ``"power"``, its mean
+        power in dB. A fixed filter moves both by its gain; a low-bitrate codec's
+        spectral holes (cells it zeroed) drag the dB mean far down and the power
+        mean hardly at all, so with ``"db"`` such a band was boosted
     """
 
     sample_rate: int = 22050
@@ -104,6 +109,7 @@ class FrontEnd:
     band_level: str = "none"
     band_reference: tuple[float, ...] = ()
     band_tolerance: float = 0.0
+    band_mean: str = "db"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "band_reference", tuple(float(v) for v in self.band_reference))  # JSON gives a list
@@ -114,6 +120,8 @@ class FrontEnd:
         if self.band_level == "window" and (self.level != "window" or len(self.band_reference) != self.n_mels):
             raise ValueError(f"band_level='window' needs level='window' and {self.n_mels} band_reference values, "
                              f"got level={self.level!r} and {len(self.band_reference)}")
+        if self.band_mean not in ("db", "power"):
+            raise ValueError(f"band_mean must be 'db' or 'power', got {self.band_mean!r}")
         if not 0 <= self.band_tolerance < np.inf:
             raise ValueError(f"band_tolerance must be finite and >= 0, got {self.band_tolerance}")
         if not self.level_floor_db < self.level_db:
@@ -397,10 +405,12 @@ def normalize_bands(w: np.ndarray, fe: FrontEnd) -> np.ndarray:
 
 
 def band_offsets(w: np.ndarray, fe: FrontEnd) -> np.ndarray:
-    """How far, in dB, each band's mean over each level-normalised window ``(..., frames, mels)`` lies
-    under ``fe.band_reference`` scaled to ``fe.level_db``: ``(..., 1, mels)``."""
+    """How far, in dB, each band's mean (``fe.band_mean``) over each level-normalised window
+    ``(..., frames, mels)`` lies under ``fe.band_reference`` scaled to ``fe.level_db``: ``(..., 1, mels)``."""
     ref = _to_power(np.asarray(fe.band_reference, np.float64), fe.log)
     ref_db = _from_power(ref, "db") + fe.level_db - 10 * np.log10(ref.mean())
+    if fe.band_mean == "power":
+        return ref_db - _from_power(_to_power(np.asarray(w, np.float64), fe.log).mean(axis=-2, keepdims=True), "db")
     return ref_db - _db(w, fe).mean(axis=-2, keepdims=True)
 
 

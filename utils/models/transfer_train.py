@@ -48,7 +48,7 @@ from utils.models.transfer import HeadConfig
 # musicnn's spectrogram with each window brought to one level and its bands to within the first quartile of
 # the reference windows' own band offsets of one profile (robustness.json chose it by nested validation)
 FRONTEND = dataclasses.replace(MUSICNN, level="window", band_level="window", band_reference=band_reference(),
-                               band_tolerance=band_offset_quartiles()["0.25"])
+                               band_tolerance=band_offset_quartiles()["0.25"], band_mean="power")
 LAYERS = ("penultimate", "max_pool")
 HEADS = {"linear": HeadConfig(layers=LAYERS, hidden=0, epochs=20, batch_size=128),
          "dense": HeadConfig(layers=LAYERS, hidden=256, epochs=20, batch_size=128)}
