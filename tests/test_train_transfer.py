@@ -185,3 +185,11 @@ def test_file_windows_are_streamed_once_per_epoch(tmp_path):
     x, y = np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
     assert len(data) == 3 and x.dtype == np.float32 and x.shape == (8, 4, 2)
     assert sorted(y.tolist()) == [7] * 3 + [9] * 5 and (x[:, 0, 0] == np.where(y == 7, 0, 1)).all()
+
+
+def test_train_uses_the_shipped_models_front_end():
+    """A retrained default model with another front end must move `fma-genre train` with it (or say why)."""
+    from utils.audio.frontend import FrontEnd
+    from utils.models.transfer_train import FRONTEND
+    card = json.loads((ROOT / "models" / "default.card.json").read_text())
+    assert FrontEnd.from_dict(card["frontend"]) == FRONTEND
