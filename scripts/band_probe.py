@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from utils.evaluation.probes import first_clips, genres_of  # noqa: E402
 from utils.evaluation.provenance import finish, provenance, write_report  # noqa: E402
 
 # name -> SoX effect arguments (sinc: a steep FIR filter; "LOW-HIGH" a band, "F" a highpass, "-F" a lowpass);
@@ -55,7 +56,7 @@ def score(model: Path, files: dict[str, list[Path]], truth: list[str]) -> dict[s
     predictor = load_predictor(model)
     result = {}
     for name, paths in files.items():
-        genres = [p.genre for _, p in predictor.predict_files(paths)]
+        genres = genres_of(predictor, paths)
         wrong = Counter(g for g, t in zip(genres, truth) if g != t)
         result[name] = {"right": sum(g == t for g, t in zip(genres, truth)), "of": len(truth),
                         "instead": dict(wrong.most_common())}
@@ -103,8 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             carried[new_name] = {"measured": {k: old["provenance"][k] for k in ("date", "commit", "command")}
                                  | {"as": old_name}} | was
     block = provenance()
-    clips = [c for g in sorted(d for d in args.gtzan.iterdir() if d.is_dir())
-             for c in sorted(g.glob("*.wav"))[: args.per_genre]]
+    clips = first_clips(args.gtzan, args.per_genre)
     truth = [c.parent.name for c in clips]
     with tempfile.TemporaryDirectory(prefix="band_probe_") as tmp:
         files = copies(clips, Path(tmp))

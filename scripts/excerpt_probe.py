@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from utils.evaluation.probes import first_clips, genres_of  # noqa: E402
 from utils.evaluation.provenance import finish, provenance, write_report  # noqa: E402
 
 SECONDS = (1.6, 2.0, 2.5, 2.9, 3.5, 5.0)  # excerpt lengths: from just over the shortest accepted to past a window
@@ -39,16 +40,6 @@ def excerpts(clips: list[Path], folder: Path, start: float, window_s: float) -> 
                 subprocess.run(["sox", "-q", "-V1", str(clip), str(dst), "trim", f"{start}", f"{s}", *pad], check=True)
                 out[fill][s].append(dst)
     return out
-
-
-def right_of(predictor, paths: list[Path], truth: list[str]) -> int:
-    """How many of ``paths`` get their genre in ``truth``; an excerpt that cannot be classified stops the run."""
-    right = 0
-    for (path, p), t in zip(predictor.predict_files(paths), truth):
-        if isinstance(p, Exception):
-            raise SystemExit(f"{path}: {p}")
-        right += p.genre == t
-    return right
 
 
 def markdown(report: dict) -> str:
@@ -77,14 +68,13 @@ def main(argv: list[str] | None = None) -> int:
 
     block = provenance()
     predictor = load_predictor(args.model)
-    clips = [c for g in sorted(d for d in args.gtzan.iterdir() if d.is_dir())
-             for c in sorted(g.glob("*.wav"))[: args.per_genre]]
+    clips = first_clips(args.gtzan, args.per_genre)
     truth = [c.parent.name for c in clips]
     window_s = predictor.frontend.window_seconds
     with tempfile.TemporaryDirectory(prefix="excerpt_probe_") as tmp:
         files = excerpts(clips, Path(tmp), args.start, window_s)
-        right = {fill: {f"{s:g}": right_of(predictor, paths, truth) for s, paths in by_length.items()}
-                 for fill, by_length in files.items()}
+        right = {fill: {f"{s:g}": sum(g == t for g, t in zip(genres_of(predictor, paths), truth))
+                        for s, paths in by_length.items()} for fill, by_length in files.items()}
     report = {"data": args.gtzan.name, "clips": len(clips), "per_genre": args.per_genre, "start": args.start,
               "model": args.model.name, "model_sha256": source_hash(args.model), "window_seconds": window_s, "fills": right}
     write_report(args.json, report, finish(block), markdown(report))

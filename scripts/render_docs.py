@@ -56,6 +56,7 @@ RENDERERS = {
     "hardening": ("scripts/hardening_probe.py", "markdown", "hardening"),
     "band_probe": ("scripts/band_probe.py", "markdown", "band_probe"),
     "excerpt_probe": ("scripts/excerpt_probe.py", "markdown", "excerpt_probe"),
+    "stress_probe": ("scripts/stress_probe.py", "markdown", "stress_probe"),
 }
 BLOCK = re.compile(r"^<!-- BEGIN (reports/[\w./-]+\.md) -->\n(.*?)^<!-- END \1 -->$", re.M | re.S)
 # A measured figure: a number (or mean ± spread) followed by a percent sign, a times sign or a unit
@@ -72,6 +73,8 @@ NOT_MEASURED = (
     "mp3 32 kbit/s",                # degradation settings
     "reverb 0.5 s",
     "32 kbit/s mp3",
+    "MP3 at 16 kbit/s",             # the stress probe's settings
+    "codecs at 32 kbit/s",
     "~80 % of tracks in training",  # the share FMA's official split trains on
     "fma_medium ≈ 4.7x",            # ratio of the subsets' sizes (25,000 vs 8,000 x 20 windows)
     "fma_small ≥ 65 %, fma_medium ≥ 66 %",  # the issue's targets

@@ -1,4 +1,4 @@
-"""The training augmentation (pedalboard chains) and the held-out conditions (sox, ffmpeg), on a real clip."""
+"""The training augmentation (pedalboard chains), the held-out conditions and the probe's (sox, ffmpeg), on a real clip."""
 import numpy as np
 import pytest
 
@@ -49,6 +49,31 @@ def test_held_out_conditions_come_from_sox_and_ffmpeg(clip, name):
         assert np.sqrt(np.mean(z ** 2) / np.mean(clip ** 2)) == pytest.approx(0.1, rel=0.01)
     if name == "sox_gain_+6dB_clipped":
         assert np.abs(z).max() == pytest.approx(1.0, abs=1e-3) and np.mean(np.abs(z) > 0.999) > 1e-3
+
+
+@pytest.mark.skipif(not conditions.available(), reason="needs the sox and ffmpeg programs (.ci/run installs them)")
+@pytest.mark.parametrize("name", list(conditions.PROBE_CONDITIONS))
+def test_probe_conditions_come_from_sox_and_ffmpeg(clip, name):
+    z = conditions.apply(name, clip, SR)
+    assert z.dtype == np.float32 and np.isfinite(z).all() and z.ndim == 1
+    assert len(z) == len(clip) or (name == "sox_speed_1.25" and len(z) == pytest.approx(len(clip) / 1.25, abs=2))
+    n = min(len(z), len(clip))
+    assert np.abs(z[:n] - clip[:n]).max() > 1e-3
+
+
+def test_the_probe_tries_conditions_the_experiment_does_not():
+    assert not set(conditions.PROBE_CONDITIONS) & set(conditions.CONDITIONS)
+    assert not set(conditions.PROBE_CONDITIONS.values()) & set(conditions.CONDITIONS.values())
+
+
+@pytest.mark.skipif(not conditions.available(), reason="needs the sox program (.ci/run installs it)")
+@pytest.mark.parametrize("name, args", [(n, a) for n, (program, a) in
+                                        (conditions.CONDITIONS | conditions.PROBE_CONDITIONS).items()
+                                        if program == "sox_noise"])
+def test_noise_conditions_have_the_snr_they_are_named_for(clip, name, args):
+    z = conditions.apply(name, clip, SR)
+    y = np.round(np.clip(clip, -1, 1) * 32767) / 32767  # the clip as the 16-bit file sox mixed
+    assert 10 * np.log10(np.mean(y ** 2) / np.mean((z - y) ** 2)) == pytest.approx(float(args[1]), abs=0.5)
 
 
 def test_a_failing_program_is_one_clear_error(clip, monkeypatch):
