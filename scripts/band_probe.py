@@ -44,7 +44,7 @@ def copies(clips: list[Path], folder: Path) -> dict[str, list[Path]]:
         out[name] = []
         for clip in clips:
             dst = folder / f"{k}_{clip.name}"
-            subprocess.run(["sox", "-q", "-V1", str(clip), str(dst), *effect], check=True)
+            subprocess.run(["sox", "-q", "-R", "-V1", str(clip), str(dst), *effect], check=True)
             out[name].append(dst)
     return out
 

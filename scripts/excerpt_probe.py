@@ -37,7 +37,8 @@ def excerpts(clips: list[Path], folder: Path, start: float, window_s: float) -> 
             for clip in clips:
                 dst = folder / f"{f}_{s}_{clip.name}"
                 pad = ("pad", "0", f"{window_s - s:.3f}") if silence and s < window_s else ()
-                subprocess.run(["sox", "-q", "-V1", str(clip), str(dst), "trim", f"{start}", f"{s}", *pad], check=True)
+                subprocess.run(["sox", "-q", "-R", "-V1", str(clip), str(dst), "trim", f"{start}", f"{s}", *pad],
+                               check=True)
                 out[fill][s].append(dst)
     return out
 

@@ -75,6 +75,7 @@ NOT_MEASURED = (
     "32 kbit/s mp3",
     "MP3 at 16 kbit/s",             # the stress probe's settings
     "codecs at 32 kbit/s",
+    "MP3 at 32 kbit/s",
     "~80 % of tracks in training",  # the share FMA's official split trains on
     "fma_medium ≈ 4.7x",            # ratio of the subsets' sizes (25,000 vs 8,000 x 20 windows)
     "fma_small ≥ 65 %, fma_medium ≥ 66 %",  # the issue's targets

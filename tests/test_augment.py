@@ -42,6 +42,7 @@ def test_each_family_changes_the_sound(clip, family):
 def test_held_out_conditions_come_from_sox_and_ffmpeg(clip, name):
     z = conditions.apply(name, clip, SR)
     assert z.dtype == np.float32 and np.isfinite(z).all() and z.ndim == 1
+    assert np.array_equal(z, conditions.apply(name, clip, SR))  # repeatable: sox -R seeds its dither and noise
     assert len(z) == len(clip) or (name.startswith("sox_speed") and 0.9 * len(clip) < len(z) < len(clip))
     n = min(len(z), len(clip))
     assert np.abs(z[:n] - clip[:n]).max() > 1e-3
@@ -56,6 +57,7 @@ def test_held_out_conditions_come_from_sox_and_ffmpeg(clip, name):
 def test_probe_conditions_come_from_sox_and_ffmpeg(clip, name):
     z = conditions.apply(name, clip, SR)
     assert z.dtype == np.float32 and np.isfinite(z).all() and z.ndim == 1
+    assert np.array_equal(z, conditions.apply(name, clip, SR))  # repeatable: sox -R seeds its dither and noise
     assert len(z) == len(clip) or (name == "sox_speed_1.25" and len(z) == pytest.approx(len(clip) / 1.25, abs=2))
     n = min(len(z), len(clip))
     assert np.abs(z[:n] - clip[:n]).max() > 1e-3

@@ -82,14 +82,14 @@ def apply(name: str, y: np.ndarray, sr: int) -> np.ndarray:
         src, dst = Path(tmp) / "in.wav", Path(tmp) / "out.bin"
         sf.write(src, np.clip(y, -1, 1), sr, subtype="PCM_16")
         if program == "sox":
-            cmd = ["sox", "-q", str(src), "-t", "wav", str(dst), *args]
+            cmd = ["sox", "-q", "-R", str(src), "-t", "wav", str(dst), *args]
         elif program == "sox_noise":  # noise at a set SNR below the clip's RMS level, mixed by sox
             colour, snr_db = args
             noise = Path(tmp) / "noise.wav"
             rms_db = 10 * np.log10(np.mean(np.asarray(y, np.float64) ** 2) + 1e-12)
-            _run(["sox", "-q", "-n", "-r", str(sr), "-c", "1", "-b", "16", str(noise), "synth",
+            _run(["sox", "-q", "-R", "-n", "-r", str(sr), "-c", "1", "-b", "16", str(noise), "synth",
                   f"{len(y) / sr:.6f}", colour, "vol", f"{rms_db - float(snr_db) - _NOISE_RMS_DB[colour]:.2f}dB"])
-            cmd = ["sox", "-q", "-m", "-v", "1", str(src), "-v", "1", str(noise), "-t", "wav", str(dst)]
+            cmd = ["sox", "-q", "-R", "-m", "-v", "1", str(src), "-v", "1", str(noise), "-t", "wav", str(dst)]
         else:
             encoded = Path(tmp) / "coded"
             _run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(src), *args, str(encoded)])
