@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from utils.evaluation import conditions  # noqa: E402
-from utils.evaluation.probes import first_clips, genres_of  # noqa: E402
+from utils.evaluation.probes import answers_of, first_clips  # noqa: E402
 from utils.evaluation.provenance import finish, provenance, write_report  # noqa: E402
 
 SR = 22050  # clips are decoded, changed and written at GTZAN's rate
@@ -59,26 +59,31 @@ def copies(clips: list[Path], folder: Path) -> dict[str, list[Path]]:
     return out
 
 
-def tally(genres: list[str], reference: list[str]) -> dict:
-    """How many ``genres`` equal ``reference``, of how many, and the genres given instead (most frequent first)."""
-    wrong = Counter(g for g, r in zip(genres, reference) if g != r)
-    return {"same": sum(g == r for g, r in zip(genres, reference)), "of": len(reference),
-            "instead": dict(wrong.most_common())}
+def tally(answers: list[tuple[str, float]], reference: list[str], sure: float) -> dict:
+    """How many ``answers`` (genre, probability) give the ``reference`` genre, of how many; the genres given
+    instead (most frequent first); and how many of those at probability ``sure`` or more, which
+    ``fma-genre organize --min-probability sure`` would still file under the other genre."""
+    wrong = [(g, p) for (g, p), r in zip(answers, reference) if g != r]
+    return {"same": len(answers) - len(wrong), "of": len(reference),
+            "instead": dict(Counter(g for g, _ in wrong).most_common()), "instead_sure": sum(p >= sure for _, p in wrong)}
 
 
 def markdown(report: dict) -> str:
     g, f = report["gtzan"], report["fma"]
     lines = [f"| condition | made by | {f['name']}, never trained on: same genre as clean, of {f['clips']} | "
-             f"{g['name']}, trained on: right, of {g['clips']} |", "|---|---|---|---|"]
+             f"{f['name']}: another genre at p ≥ {report['sure']:g} | {g['name']}, trained on: right, of {g['clips']} |",
+             "|---|---|---|---|---|"]
     for name, r in report["results"].items():
         program = report["conditions"][name][0] if name != "clean" else None
         top = ", ".join(f"{genre} {n}" for genre, n in list(r["gtzan"]["instead"].items())[:2])
-        lines.append(f"| {name} | {MADE_BY.get(program, '-')} | {r['fma']['same']} | "
+        lines.append(f"| {name} | {MADE_BY.get(program, '-')} | {r['fma']['same']} | {r['fma']['instead_sure']} | "
                      f"{r['gtzan']['same']}" + (f" (instead: {top})" if top else "") + " |")
     lines += ["", f"<small>Conditions in neither the training chains nor the robustness experiment "
               f"(`utils.evaluation.conditions.PROBE_CONDITIONS`), on `{report['model']}`. The FMA clips' genres are "
-              "mostly not among the model's ten, so the first count is agreement with the clean clip's answer; the "
-              f"GTZAN clips are the first {g['per_genre']} of each genre, training clips, so the second is no accuracy "
+              "mostly not among the model's ten, so the first count is agreement with the clean clip's answer, and the "
+              "second how many copies got another genre with a probability that `organize --min-probability "
+              f"{report['sure']:g}` would still file; the "
+              f"GTZAN clips are the first {g['per_genre']} of each genre, training clips, so the third is no accuracy "
               "estimate. `python scripts/stress_probe.py`, `reports/stress_probe.json`.</small>", ""]
     return "\n".join(lines)
 
@@ -90,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fma", type=Path, default=ROOT / "data" / "sample" / "fma" / "audio",
                     help="folder of FMA clips (*/*.mp3), none of them in training")
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "default.keras")
+    ap.add_argument("--sure", type=float, default=0.5,
+                    help="probability at which a changed answer counts as a sure one (default 0.5)")
     ap.add_argument("--json", type=Path, default=ROOT / "reports" / "stress_probe.json")
     args = ap.parse_args(argv)
     if not conditions.available():
@@ -106,12 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="stress_probe_") as tmp:
         files = copies([*gtzan, *fma], Path(tmp))
-        genres = {name: genres_of(predictor, paths) for name, paths in tqdm(
+        answers = {name: answers_of(predictor, paths) for name, paths in tqdm(
             files.items(), desc="classifying", unit="condition", file=sys.stderr)}
-    truth, clean_fma = [c.parent.name for c in gtzan], genres["clean"][len(gtzan):]
-    results = {name: {"gtzan": tally(g[:len(gtzan)], truth), "fma": tally(g[len(gtzan):], clean_fma)}
-               for name, g in genres.items()}
-    report = {"model": args.model.name, "model_sha256": source_hash(args.model), "sample_rate": SR,
+    truth, clean_fma = [c.parent.name for c in gtzan], [g for g, _ in answers["clean"][len(gtzan):]]
+    results = {name: {"gtzan": tally(a[:len(gtzan)], truth, args.sure),
+                      "fma": tally(a[len(gtzan):], clean_fma, args.sure)} for name, a in answers.items()}
+    report = {"model": args.model.name, "model_sha256": source_hash(args.model), "sample_rate": SR, "sure": args.sure,
               "gtzan": {"name": args.gtzan.name, "clips": len(gtzan), "per_genre": args.per_genre},
               "fma": {"name": args.fma.parent.name, "clips": len(fma), "files": [f.name for f in fma],
                       "clean_genres": clean_fma},

@@ -81,11 +81,18 @@ def test_every_clip_is_tallied_under_every_probe_condition(tiny_model, sample, t
     report = json.loads(out.read_text())
     assert list(report["results"]) == ["clean", *conditions.PROBE_CONDITIONS]
     assert report["fma"]["files"] == ["000002.mp3"] and report["fma"]["clean_genres"][0] in ("classical", "metal")
-    assert report["results"]["clean"]["fma"] == {"same": 1, "of": 1, "instead": {}}
+    assert report["results"]["clean"]["fma"] == {"same": 1, "of": 1, "instead": {}, "instead_sure": 0}
     for r in report["results"].values():
         assert r["gtzan"]["of"] == 2 and r["gtzan"]["same"] + sum(r["gtzan"]["instead"].values()) == 2
         assert r["fma"]["of"] == 1 and r["fma"]["same"] + sum(r["fma"]["instead"].values()) == 1
+        assert 0 <= r["fma"]["instead_sure"] <= sum(r["fma"]["instead"].values())
     assert out.with_suffix(".md").read_text() == stress_probe.markdown(report)
+
+
+def test_a_changed_answer_counts_as_sure_from_the_probability_organize_would_file_it_at():
+    answers = [("rock", 0.9), ("jazz", 0.7), ("pop", 0.4), ("rock", 0.2)]
+    assert stress_probe.tally(answers, ["rock", "rock", "rock", "rock"], 0.5) == {
+        "same": 2, "of": 4, "instead": {"jazz": 1, "pop": 1}, "instead_sure": 1}
 
 
 @needs_programs

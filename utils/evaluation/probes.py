@@ -21,15 +21,20 @@ def first_clips(gtzan: Path, per_genre: int) -> list[Path]:
     return [c for g in sorted(d for d in Path(gtzan).iterdir() if d.is_dir()) for c in sorted(g.glob("*.wav"))[:per_genre]]
 
 
-def genres_of(predictor, paths: Iterable[Path]) -> list[str]:
-    """The top genre :class:`utils.models.predict.Predictor` gives each file, in order.
+def answers_of(predictor, paths: Iterable[Path]) -> list[tuple[str, float]]:
+    """The top genre :class:`utils.models.predict.Predictor` gives each file and its probability, in order.
 
     A file it cannot classify stops the probe with one line naming it: a tally
     that skipped it would count it neither right nor wrong.
     """
-    genres = []
+    answers = []
     for path, p in predictor.predict_files(list(paths)):
         if isinstance(p, Exception):
             raise SystemExit(f"{path}: {p}")
-        genres.append(p.genre)
-    return genres
+        answers.append((p.genre, float(p.probabilities.max())))
+    return answers
+
+
+def genres_of(predictor, paths: Iterable[Path]) -> list[str]:
+    """The top genre of each file, in order (see :func:`answers_of`)."""
+    return [genre for genre, _ in answers_of(predictor, paths)]
