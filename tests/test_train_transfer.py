@@ -1,6 +1,7 @@
 """`fma-genre train --model musicnn`: the transfer model from a labelled folder, GTZAN, FMA with its metadata
 or a cache's audio files, frozen or fine-tuned, through the real command line, then served by the prediction
 path with its card; bad input is one line."""
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -193,3 +194,14 @@ def test_train_uses_the_shipped_models_front_end():
     from utils.models.transfer_train import FRONTEND
     card = json.loads((ROOT / "models" / "default.card.json").read_text())
     assert FrontEnd.from_dict(card["frontend"]) == FRONTEND
+
+
+def test_train_defaults_to_the_shipped_models_head():
+    """The robustness experiment chose the shipped head; `fma-genre train` and TransferConfig default to it."""
+    from utils.apps.cli import build_parser
+    from utils.models.transfer_train import HEAD_CHOICES, HEADS, TransferConfig
+    card = json.loads((ROOT / "models" / "default.card.json").read_text())["training"]["heads"]
+    default = TransferConfig().head
+    assert HEAD_CHOICES[default] == tuple(card)
+    assert json.loads(json.dumps({h: dataclasses.asdict(HEADS[h]) | {"seed": 0} for h in card})) == card
+    assert build_parser().parse_args(["train", "--model", "musicnn", "--out", "x"]).head == default

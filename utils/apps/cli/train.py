@@ -37,8 +37,8 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metadata", type=Path, help="FMA's tracks.csv or a flat export (--dataset fma)")
     p.add_argument("--subset", choices=("small", "medium", "large", "full"), default="medium",
                    help="FMA subset of tracks.csv (default: medium)")
-    p.add_argument("--head", choices=("linear", "dense", "ensemble"), default="ensemble",
-                   help="musicnn's genre head (default: ensemble, the shipped model's)")
+    p.add_argument("--head", choices=("linear", "dense", "ensemble"), default="dense",
+                   help="musicnn's genre head (default: dense, the shipped model's)")
     p.add_argument("--copies", type=int, default=3,
                    help="musicnn: augmented copies of each training file (default: 3)")
     p.add_argument("--fine-tune", type=int, default=0, metavar="EPOCHS",
