@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def main(argv=None) -> int:
     from utils import audio
     from utils.atomic import write_text
-    from utils.audio.frontend import MUSICNN, LogMel, audible, band_offsets, windows
+    from utils.audio.frontend import MUSICNN, LogMel, windows
+    from utils.audio.levels import audible, band_offsets
     from utils.models.musicnn import BAND_REFERENCE
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

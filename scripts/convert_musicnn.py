@@ -1,9 +1,9 @@
-"""Convert musicnn's MSD_musicnn TensorFlow 1 checkpoint to our Keras weight file.
+"""Convert a musicnn TensorFlow 1 checkpoint (MSD_musicnn or MTT_musicnn) to our Keras weight file.
 
     pip download --no-deps musicnn==0.1.0 -d /tmp/musicnn_wheel
-    python scripts/convert_musicnn.py /tmp/musicnn_wheel/musicnn-0.1.0-py3-none-any.whl
+    python scripts/convert_musicnn.py /tmp/musicnn_wheel/musicnn-0.1.0-py3-none-any.whl [--model MTT_musicnn]
 
-writes ``models/musicnn/msd_musicnn.npz`` (the 64 model variables, keyed by our
+writes ``models/musicnn/msd_musicnn.npz`` (``mtt_musicnn.npz``; the 64 model variables, keyed by our
 Keras variable paths; Adam slots dropped) and ``models/musicnn/LICENSE`` (the
 wheel's ISC licence). The .npz is byte-for-byte reproducible (fixed zip
 timestamps, sorted names); ``--check`` compares instead of writing. Needs
@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.models.musicnn import WEIGHTS, build_musicnn, load_weights
+from utils.models.musicnn import BACKBONES, build_musicnn, load_weights
 
-MODEL = "MSD_musicnn"
+# the wheel's checkpoint folder of each backbone; both are the same network (musicnn's model 17)
+CHECKPOINTS = {"msd": "MSD_musicnn", "mtt": "MTT_musicnn"}
 LICENSE = "musicnn-0.1.0.dist-info/LICENSE.md"
 
 # TF1 layer scope -> our layer name. tf.compat.v1.layers numbers layers in
@@ -50,13 +51,13 @@ LAYERS = {
 CONV1D = {"midend_1_conv", "midend_2_conv", "midend_3_conv"}
 
 
-def read_checkpoint(wheel: Path) -> dict[str, np.ndarray]:
-    """The model variables of ``MSD_musicnn`` in the wheel, by TF name (optimizer slots dropped)."""
+def read_checkpoint(wheel: Path, model: str = "MSD_musicnn") -> dict[str, np.ndarray]:
+    """The model variables of checkpoint ``model`` in the wheel, by TF name (optimizer slots dropped)."""
     import tensorflow as tf  # only to read the TF1 checkpoint format
 
     with zipfile.ZipFile(wheel) as zf, tempfile.TemporaryDirectory() as tmp:
         for suffix in (".index", ".data-00000-of-00001"):
-            Path(tmp, "model" + suffix).write_bytes(zf.read(f"musicnn/{MODEL}/{suffix}"))
+            Path(tmp, "model" + suffix).write_bytes(zf.read(f"musicnn/{model}/{suffix}"))
         reader = tf.compat.v1.train.NewCheckpointReader(str(Path(tmp, "model")))
         names = reader.get_variable_to_shape_map()
         return {n: reader.get_tensor(n) for n in names
@@ -99,19 +100,24 @@ def write_atomic(path: Path, data: bytes) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("wheel", type=Path, help="musicnn-0.1.0-py3-none-any.whl (from pip download)")
-    parser.add_argument("--out", type=Path, default=WEIGHTS, help="weight file to write (default: %(default)s)")
+    parser.add_argument("--backbone", choices=CHECKPOINTS, default="msd",
+                        help="msd: MSD_musicnn (Million Song Dataset tags), mtt: MTT_musicnn (MagnaTagATune); "
+                             "default msd")
+    parser.add_argument("--out", type=Path, help="weight file to write (default: the backbone's in models/musicnn/)")
     parser.add_argument("--check", action="store_true", help="compare with --out instead of writing it")
     args = parser.parse_args(argv)
+    args.out = args.out or BACKBONES[args.backbone]
+    model = CHECKPOINTS[args.backbone]
     if not zipfile.is_zipfile(args.wheel):
         print(f"{args.wheel}: not a wheel (zip) file", file=sys.stderr)
         return 2
 
-    tf_vars = read_checkpoint(args.wheel)
+    tf_vars = read_checkpoint(args.wheel, model)
     arrays = convert(tf_vars)
     load_weights(build_musicnn(), io.BytesIO(npz_bytes(arrays)))  # raises unless complete and well-shaped
     data = npz_bytes(arrays)
     print(f"wheel sha256 {hashlib.sha256(args.wheel.read_bytes()).hexdigest()}")
-    print(f"{MODEL}: {len(tf_vars)} model variables, {sum(a.size for a in arrays.values()):,} parameters")
+    print(f"{model}: {len(tf_vars)} model variables, {sum(a.size for a in arrays.values()):,} parameters")
     print(f"weights sha256 {hashlib.sha256(data).hexdigest()} ({len(data):,} bytes)")
     if args.check:
         same = args.out.is_file() and args.out.read_bytes() == data

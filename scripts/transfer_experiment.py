@@ -159,7 +159,7 @@ def sklearn_method(data, y, n_classes: int, pipeline, key: str, train_on: list[s
 
 
 def head_method(data, y, n_classes: int, config, train_on: list[str]):
-    from utils.models.predict import mean_per_track
+    from utils.models.pooling import mean_per_track
     from utils.models.transfer import patch_features, train_head
 
     def fit(train):
@@ -176,7 +176,7 @@ def head_method(data, y, n_classes: int, config, train_on: list[str]):
 
 
 def zero_shot_method(data, classes: list[str]):
-    from utils.models.predict import mean_per_track
+    from utils.models.pooling import mean_per_track
     from utils.models.transfer import GTZAN_TAGS, zero_shot
 
     def fit(train):

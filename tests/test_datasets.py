@@ -24,6 +24,7 @@ matplotlib.use("Agg")
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
 GTZAN = SAMPLE / "gtzan"
+SHARED = ROOT.parent / "shared" / "data"
 EXPORT = SAMPLE / "fma" / "metadata" / "fma-rock-vs-hiphop.csv.gz"
 MP3 = SAMPLE / "fma" / "audio" / "000" / "000002.mp3"
 
@@ -40,11 +41,88 @@ def rock_hiphop() -> pd.DataFrame:
 
 
 def test_gtzan_layout(gtzan):
-    assert list(gtzan.columns) == list(TRACK_COLUMNS)
+    assert list(gtzan.columns) == [*TRACK_COLUMNS, "recording"]
     assert len(gtzan) == 20 and gtzan.label.value_counts().eq(2).all() and gtzan.label.nunique() == 10
     assert gtzan.track_id[0] == "blues.00000" and gtzan.track_id.is_unique
     assert all(Path(p).is_file() and Path(p).parent.name == label for p, label in zip(gtzan.path, gtzan.label))
-    assert gtzan.split.isna().all() and gtzan.artist.isna().all()
+    assert gtzan.split.isna().all()
+
+
+def test_gtzan_artists_come_from_sturms_index(gtzan):
+    who = gtzan.set_index("track_id")
+    assert who.artist["blues.00000"] == "John Lee Hooker" and who.artist["reggae.00001"] == "Bob Marley"
+    assert who.recording["blues.00000"] == "One Bourbon, One Scotch And One Beer"
+    index = datasets.gtzan_index()
+    assert index["blues.00004"] == ("John Lee Hooker", None)  # the index leaves its title empty
+    assert len(index) == 1000 and index["classical.00000"] == ("JS Bach", "Concert for oboe, BWV 1053")
+    assert index["metal.00006"] == (None, None)  # unidentified
+
+
+def test_the_artist_index_travels_with_the_repository():
+    assert datasets.GTZAN_ARTISTS.is_relative_to(ROOT) and datasets.GTZAN_ARTISTS.is_file()
+    with pytest.raises(DatasetError, match="no GTZAN artist index"):
+        datasets.gtzan(GTZAN, index=ROOT / "no-such-index.txt")
+
+
+def test_split_groups_join_artists_and_repeated_recordings():
+    t = pd.DataFrame({"artist": ["Bach", "bach ", None, None, "Mozart", None],
+                      "recording": ["BWV 1053", "BWV 156", "BWV 156", None, None, None]})
+    g = splits.split_groups(t)
+    assert g[0] == g[1] == g[2]  # one artist, and a repeat of one of his recordings
+    assert len({g[0], g[3], g[4], g[5]}) == 4  # unidentified clips stand alone
+
+
+@pytest.mark.skipif(not (SHARED / "gtzan_more").is_dir(), reason="needs ../shared/data (the 99 GTZAN clips)")
+def test_no_two_folds_share_an_artist_on_the_99_clips():
+    tracks = pd.concat([datasets.gtzan(SHARED / "gtzan_mini"), datasets.gtzan(SHARED / "gtzan_more")],
+                       ignore_index=True)
+    groups = splits.split_groups(tracks)
+    y = tracks.label.to_numpy()
+    folds = splits.cv_folds(y, 5, 3, 0, groups=groups)
+    for r in range(3):
+        fold_of_group = pd.Series(folds[r]).groupby(groups).nunique()
+        assert (fold_of_group == 1).all()  # every artist (and repeated recording) in one fold only
+        assert sorted(np.unique(folds[r])) == [0, 1, 2, 3, 4]
+    artists = tracks.artist.str.casefold()
+    for r in range(3):  # and by name, not only by group number
+        assert (pd.Series(folds[r]).groupby(artists.to_numpy()).nunique() == 1).all()
+    assert not np.array_equal(folds[0], folds[1])
+    plan = splits.plan_splits(tracks, 5, 3)
+    assert "grouped by artist" in plan.how
+    for split in plan.splits():
+        sides = [set(groups[tracks.track_id.isin(getattr(split, s))]) for s in SPLITS]
+        assert not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
+
+
+def test_a_genre_of_one_artist_gives_a_plan_that_says_it_is_optimistic(gtzan):
+    plan = splits.plan_splits(gtzan)  # the sample's blues is John Lee Hooker alone
+    assert "NOT grouped by artist" in plan.how and "optimistic" in plan.how and "'blues' has 1 artist" in plan.how
+
+
+def test_group_weights_balance_genres_and_artists():
+    y, groups = np.array([0, 0, 0, 0, 1, 1]), np.array([1, 1, 1, 2, 3, 4])
+    w = splits.group_weights(y, groups)
+    assert np.isclose(w.mean(), 1) and np.isclose(w[y == 0].sum(), w[y == 1].sum())
+    assert np.isclose(w[:3].sum(), w[3])  # the prolific artist weighs as much as the other
+
+
+def test_folder_artists_from_a_list_or_from_tags(tmp_path):
+    import mutagen.easyid3
+
+    (tmp_path / "rock").mkdir()
+    shutil.copy(MP3, tmp_path / "rock" / "a.mp3")
+    shutil.copy(MP3, tmp_path / "rock" / "b.mp3")
+    tags = mutagen.easyid3.EasyID3()
+    tags["artist"] = "Real Band"
+    tags.save(tmp_path / "rock" / "a.mp3")
+    tagged = datasets.folder(tmp_path).set_index("track_id").artist
+    assert tagged["rock/a"] == "Real Band" and tagged["rock/b"] == datasets.tagged_artist(MP3) == "AWOL"
+    pd.DataFrame({"path": ["rock/b.mp3"], "artist": ["Listed"]}).to_csv(tmp_path / "artists.csv", index=False)
+    listed = datasets.folder(tmp_path).set_index("track_id").artist
+    assert listed["rock/b"] == "Listed" and pd.isna(listed["rock/a"])  # the list, when there, is the one source
+    (tmp_path / "artists.csv").write_text("file,who\nrock/b.mp3,x\n")
+    with pytest.raises(DatasetError, match="artists.csv: an artist list needs columns path, artist"):
+        datasets.folder(tmp_path)
 
 
 def test_gtzan_accepts_other_audio_formats(tmp_path):
@@ -113,7 +191,7 @@ def test_splits_keep_groups_together(rock_hiphop):
 
 
 def test_split_leaves_unlabelled_tracks_out(gtzan):
-    tracks = gtzan.assign(label=gtzan.label.where(gtzan.index >= 4))
+    tracks = gtzan.assign(label=gtzan.label.where(gtzan.index >= 4), artist=pd.NA).drop(columns="recording")
     split = splits.make_splits(tracks, (0.5, 0.5, 0.0))
     assert split[:4].isna().all() and split[4:].notna().all()
     assert (split[4:] == "training").sum() == 8 and "test" not in set(split)
@@ -130,6 +208,7 @@ def test_split_fraction_errors():
 
 
 def test_repeated_folds_on_gtzan(gtzan):
+    gtzan = gtzan.assign(artist=pd.NA).drop(columns="recording")  # by clip: the sample has one artist in blues
     folds = splits.repeated_folds(gtzan, n_splits=2, n_repeats=3, seed=0)
     assert folds.shape == (20, 3) and folds.notna().all().all()
     for r in folds.columns:  # two clips per genre: one in each fold

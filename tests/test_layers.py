@@ -56,3 +56,39 @@ def test_top_level_stays_small():
     modules = [p for p in UTILS.glob("*.py") if p.name != "__init__.py"]
     assert len(modules) <= MAX_TOP_LEVEL_MODULES, sorted(p.name for p in modules)
     assert {p.name for p in UTILS.iterdir() if p.is_dir() and (p / "__init__.py").exists()} == set(STAGES)
+
+
+def _module_of(path: Path) -> str:
+    parts = path.relative_to(UTILS.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imported_modules(path: Path, modules: set[str]) -> set[str]:
+    """The modules of ``utils`` that ``path`` imports anywhere in its code (a name imported from a
+    package counts as its submodule when it is one)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                      for a in node.names}
+    return found & modules
+
+
+def test_no_import_cycle():
+    modules = {_module_of(p): p for p in SOURCES}
+    graph = {m: _imported_modules(p, set(modules)) - {m} for m, p in modules.items()}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(m: str, path: list[str]) -> None:
+        state[m] = 1
+        for n in sorted(graph[m]):
+            assert state.get(n) != 1, "import cycle: " + " -> ".join([*path[path.index(n):], n])
+            if n not in state:
+                visit(n, [*path, n])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])

@@ -10,8 +10,8 @@ import soundfile as sf
 from utils import audio
 from utils.audio.decoder import downmix_weights
 from utils.evaluation import conditions
-from utils.audio.frontend import (MUSICNN, FrontEnd, LogMel, audible, band_offsets, level_gain_db, normalize_level,
-                                  stream_windows, windows)
+from utils.audio.frontend import MUSICNN, FrontEnd, LogMel, stream_windows, windows
+from utils.audio.levels import audible, band_offsets, level_gain_db, normalize_level
 from utils.models.musicnn import band_reference
 
 LEVELLED = dataclasses.replace(MUSICNN, level="window")

@@ -9,7 +9,8 @@ from utils import audio
 from utils.audio.frontend import LogMel, windows
 from utils.models.calibration import apply_temperature, log_probs
 from utils.models.card import ModelCardError
-from utils.models.predict import load_predictor, mean_per_track
+from utils.models.pooling import mean_per_track
+from utils.models.predict import load_predictor
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 
 from utils import audio
 from utils.audio.frontend import MUSICNN, LogMel, windows
-from utils.models.predict import mean_per_track
+from utils.models.pooling import mean_per_track
 from utils.models.musicnn import MSD_TAGS, embed_patches, embedding_model, load_musicnn
 from utils.models.transfer import (FMA_TAGS, FMA_UNMAPPED, GTZAN_TAGS, GTZAN_UNMAPPED, FineTuneConfig, HeadConfig,
                             fine_tune, genre_model, patch_features, pooled_embedding,

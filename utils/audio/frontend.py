@@ -12,7 +12,8 @@ sr, n_fft, hop_length, n_mels, fmin, fmax), ref=1.0, amin=1e-10,
 top_db=None).T`` (tested); the speed comes from float32 arithmetic in
 cache-sized blocks and from applying the Mel filters as the sparse matrix
 they are (about 2,000 non-zero weights of 131,200 for 128 Mels), not from
-computing something else.
+computing something else. What each window's level and band profile are brought
+to (``FrontEnd.level``, ``band_level``) is :mod:`utils.audio.levels`.
 """
 from __future__ import annotations
 
@@ -29,10 +30,8 @@ import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
 
 from utils import audio
-
-AMIN = 1e-10  # power floor before the log: -100 dB
-AMIN_DB = float(10 * np.log10(AMIN))
-
+from utils.audio.levels import AMIN, normalize_level
+from utils.audio.mel import mel_filterbank
 
 @dataclass(frozen=True)
 class FrontEnd:
@@ -174,46 +173,6 @@ MUSICNN = FrontEnd(sample_rate=16000, n_fft=512, hop_length=256, n_mels=96,
                    log="log10_1p", window_frames=187, window_hop=187, min_frames=93)
 
 
-def mel_filterbank(fe: FrontEnd) -> np.ndarray:
-    """Mel filterbank, shape ``(1 + n_fft // 2, n_mels)``, float32: librosa's
-    ``filters.mel`` (Slaney scale, area normalisation), transposed.
-
-    Written out in NumPy, equal to librosa's to the last bit (tested), because
-    importing ``librosa.filters`` pulls in ``scipy.signal`` and costs a
-    one-file prediction over a second of start-up.
-    """
-    fmax = fe.sample_rate / 2 if fe.fmax is None else fe.fmax
-    fft_hz = np.fft.rfftfreq(n=fe.n_fft, d=1.0 / fe.sample_rate)
-    mel_hz = _mel_to_hz(np.linspace(_hz_to_mel(fe.fmin), _hz_to_mel(fmax), fe.n_mels + 2))
-    gaps = np.diff(mel_hz)
-    ramps = np.subtract.outer(mel_hz, fft_hz)
-    weights = np.zeros((fe.n_mels, fft_hz.size), np.float32)
-    for i in range(fe.n_mels):
-        weights[i] = np.maximum(0, np.minimum(-ramps[i] / gaps[i], ramps[i + 2] / gaps[i + 1]))
-    weights *= (2.0 / (mel_hz[2:] - mel_hz[:-2]))[:, np.newaxis]
-    return np.ascontiguousarray(weights.T)
-
-
-# Slaney's Mel scale (librosa's default): linear below 1 kHz, logarithmic above
-_MEL_HZ_PER_MEL = 200.0 / 3
-_MEL_LOG_HZ = 1000.0
-_MEL_LOG_MEL = _MEL_LOG_HZ / _MEL_HZ_PER_MEL
-_MEL_LOG_STEP = np.log(6.4) / 27.0
-
-
-def _hz_to_mel(hz: float) -> float:
-    if hz >= _MEL_LOG_HZ:
-        return _MEL_LOG_MEL + np.log(hz / _MEL_LOG_HZ) / _MEL_LOG_STEP
-    return hz / _MEL_HZ_PER_MEL
-
-
-def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
-    hz = _MEL_HZ_PER_MEL * mels
-    log = mels >= _MEL_LOG_MEL
-    hz[log] = _MEL_LOG_HZ * np.exp(_MEL_LOG_STEP * (mels[log] - _MEL_LOG_MEL))
-    return hz
-
-
 class LogMel:
     """Log-Mel spectrogram computer for one :class:`FrontEnd`.
 
@@ -226,7 +185,7 @@ class LogMel:
         self.fe = fe
         # periodic Hann, as scipy.signal.get_window('hann', n_fft) and librosa use
         self.window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(fe.n_fft) / fe.n_fft)).astype(np.float32)
-        self.filterbank = mel_filterbank(fe)
+        self.filterbank = mel_filterbank(fe.sample_rate, fe.n_fft, fe.n_mels, fe.fmin, fe.fmax)
         self._band = _bands(self.filterbank)
         self.block_frames = block_frames  # 64 frames x n_fft floats: 512 KiB, stays in L2
 
@@ -308,115 +267,6 @@ def _mel_power(spec, first, width, weights, out):  # pragma: no cover - compiled
             for j in range(width[m]):
                 acc += weights[m, j] * power[f + j]
             out[t, m] = acc
-
-
-def _to_power(x: np.ndarray, log: str) -> np.ndarray:
-    """Mel power from log values (float64): the inverse of the front end's log."""
-    return 10.0 ** (x / 10.0) if log == "db" else np.expm1(x * np.log(10.0)) / 10000.0
-
-
-def _from_power(p: np.ndarray, log: str) -> np.ndarray:
-    return 10.0 * np.log10(np.maximum(p, AMIN)) if log == "db" else np.log1p(10000.0 * p) / np.log(10.0)
-
-
-def _mean_db(w: np.ndarray, fe: FrontEnd) -> np.ndarray:
-    """Mean Mel power of each window ``(..., frames, mels)`` in dB."""
-    return 10 * np.log10(np.maximum(_to_power(np.asarray(w, np.float64), fe.log).mean(axis=(-2, -1)), 1e-30))
-
-
-def level_gain_db(w: np.ndarray, fe: FrontEnd) -> np.ndarray:
-    """The gain in dB that :func:`normalize_level` applies to each of the windows ``w (..., frames, mels)``."""
-    return fe.level_db - np.maximum(_mean_db(w, fe), fe.level_floor_db)
-
-
-def audible(w: np.ndarray, fe: FrontEnd) -> np.ndarray:
-    """Whether each window ``(..., frames, mels)`` as the front end cut it holds sound: bool ``(...)``.
-
-    A window is silent when its mean Mel power, before level normalisation, was
-    more than 1 dB under ``fe.level_floor_db`` (-60 dB by default): a silent
-    lead-in, a gap between movements, the run-out before a hidden track. With
-    ``level="window"`` that is read from the normalised window itself, which
-    then sits that far under ``fe.level_db`` (band normalisation leaves it so).
-    A silent window carries no genre, so a track's probabilities leave it out
-    (:class:`utils.models.predict.Predictor`).
-
-    Examples
-    --------
-    >>> fe = FrontEnd(level="window")
-    >>> quiet = np.full((1, 187, 96), -50.0, np.float32)  # a -50 dB passage (log="db")
-    >>> silence = np.full((1, 187, 96), fe.floor, np.float32)
-    >>> audible(normalize_level(np.concatenate([quiet, silence]), fe), fe).tolist()
-    [True, False]
-    """
-    threshold = fe.level_db if fe.level == "window" else fe.level_floor_db
-    return _mean_db(w, fe) > threshold - 1.0
-
-
-def normalize_level(w: np.ndarray, fe: FrontEnd) -> np.ndarray:
-    """Windows ``(..., frames, mels)`` at the level ``fe.level`` asks for (float32).
-
-    ``"none"`` returns ``w`` unchanged. ``"window"`` scales each window's Mel
-    power so that its mean is ``fe.level_db`` dB: the same as a gain on that
-    window's audio (the STFT is linear), so a quieter or louder copy of a clip
-    gives the same windows (to float rounding), whatever the file's level, with
-    no look-ahead: a stream is normalised window by window. A window quieter
-    than ``fe.level_floor_db`` gets the gain of one at the floor, so silence
-    stays silent and a fade-out is not blown up to full level.
-    """
-    if fe.level == "none":
-        return w
-    x = np.asarray(w, np.float64)
-    gain = 10.0 ** (level_gain_db(x, fe) / 10.0)
-    x = _from_power(_to_power(x, fe.log) * gain[..., None, None], fe.log)
-    return (normalize_bands(x, fe) if fe.band_level == "window" else x).astype(np.float32)
-
-
-def normalize_bands(w: np.ndarray, fe: FrontEnd) -> np.ndarray:
-    """Level-normalised windows ``(..., frames, mels)`` with each band's mean in dB over an audible window
-    brought to within ``fe.band_tolerance`` dB of ``fe.band_reference`` (scaled to ``fe.level_db``);
-    silent windows are left as they are.
-
-    A fixed filter (an equaliser, a telephone band, a small speaker) adds a
-    constant to each band of a Mel spectrogram in dB, so moving each band's
-    mean over the window to a reference removes it, as cepstral mean
-    normalisation does for speech; the reference then gives the network the
-    spectral shape it knows. The bands are moved in dB whatever ``fe.log``
-    (``"log10_1p"`` compresses quiet bands, where a gain would not add a
-    constant), so a band a filter only attenuated comes back; one it removed
-    to under -100 dB stays missing. Audible windows stay audible: with no
-    tolerance, the mean power of a window is at least that of its band means
-    (the power is convex in dB), which is ``fe.level_db``; with one, a window
-    under ``fe.level_db`` is raised to it.
-
-    Examples
-    --------
-    >>> fe = FrontEnd(n_mels=4, level="window", band_level="window", band_reference=(-10, -20, -30, -40))
-    >>> w = np.random.default_rng(0).normal(-20, 3, (1, 128, 4))  # a window, in dB
-    >>> eq = w + np.array([6.0, 0.0, -12.0, 3.0])  # the same window through a fixed equaliser
-    >>> bool(np.allclose(normalize_level(w, fe), normalize_level(eq, fe), atol=1e-4))
-    True
-    """
-    x = np.asarray(w, np.float64)
-    d = band_offsets(x, fe)
-    moved = np.maximum(_db(x, fe) + np.sign(d) * np.maximum(np.abs(d) - fe.band_tolerance, 0.0), AMIN_DB)
-    p = _to_power(moved, "db")
-    p *= 10.0 ** (np.maximum(fe.level_db - 10 * np.log10(p.mean(axis=(-2, -1))), 0.0) / 10.0)[..., None, None]
-    return np.where(audible(x, fe)[..., None, None], _from_power(p, fe.log), x)
-
-
-def band_offsets(w: np.ndarray, fe: FrontEnd) -> np.ndarray:
-    """How far, in dB, each band's mean (``fe.band_mean``) over each level-normalised window
-    ``(..., frames, mels)`` lies under ``fe.band_reference`` scaled to ``fe.level_db``: ``(..., 1, mels)``."""
-    ref = _to_power(np.asarray(fe.band_reference, np.float64), fe.log)
-    ref_db = _from_power(ref, "db") + fe.level_db - 10 * np.log10(ref.mean())
-    if fe.band_mean == "power":
-        return ref_db - _from_power(_to_power(np.asarray(w, np.float64), fe.log).mean(axis=-2, keepdims=True), "db")
-    return ref_db - _db(w, fe).mean(axis=-2, keepdims=True)
-
-
-def _db(w: np.ndarray, fe: FrontEnd) -> np.ndarray:
-    """Log values in the front end's ``log`` units -> dB (float64, floor -100 dB)."""
-    return _from_power(_to_power(np.asarray(w, np.float64), fe.log), "db")
 
 
 def fix_frames(S: np.ndarray, n_frames: int) -> np.ndarray:

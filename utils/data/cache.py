@@ -50,8 +50,8 @@ from tqdm import tqdm
 
 from utils import audio
 from utils.atomic import write_atomic, write_npy, write_text
-from utils.audio.frontend import (FrontEnd, LogMel, audible, fix_frames, logmel_files, normalize_level,
-                                 window_starts, windows)
+from utils.audio.frontend import FrontEnd, LogMel, fix_frames, logmel_files, window_starts, windows
+from utils.audio.levels import audible, normalize_level
 from utils.errors import FmaGenreError
 
 CACHE_FORMAT = 1
@@ -382,9 +382,9 @@ class Cache:
         return out
 
     def audible(self, windows: Windows, batch: int = 512) -> np.ndarray:
-        """Whether each window holds sound, bool ``(len(windows),)``: :func:`utils.audio.frontend.audible`
+        """Whether each window holds sound, bool ``(len(windows),)``: :func:`utils.audio.levels.audible`
         on the windows as :meth:`read` gives them, read ``batch`` at a time. What a track's mean leaves
-        out (``heard`` of :func:`utils.models.predict.mean_per_track`), as in prediction."""
+        out (``heard`` of :func:`utils.models.pooling.mean_per_track`), as in prediction."""
         idx = np.arange(len(windows))
         return np.concatenate([np.zeros(0, bool), *(audible(self.read(windows, idx[s:s + batch]), self.fe)
                                                     for s in range(0, len(idx), batch))])

@@ -12,10 +12,15 @@ path      str, the audio file; NA where no audio folder was given
 label     str, or a tuple of str for multi-label; NA where unknown
 split     ``"training"``, ``"validation"`` or ``"test"``; NA where the
           dataset has none (see :func:`utils.data.splits.make_splits`)
-artist    str; NA where unknown. Splits never put one artist in two splits.
+artist    str; NA where unknown. Splits never put one artist in two splits
+          (:func:`utils.data.splits.split_groups`). FMA: the artist id;
+          GTZAN: Sturm's index (:data:`GTZAN_ARTISTS`); any folder: an
+          ``artists.csv`` beside the music, else the files' artist tags
 ========  ===================================================================
 
-Dataset-specific columns follow these (FMA: ``subset``, ``duration``, ...).
+Dataset-specific columns follow these (FMA: ``subset``, ``duration``, ...;
+GTZAN: ``recording``, the clip's title in the same index: clips of one title
+are one recording repeated, kept on one side of a split too).
 Row positions (0 .. n-1) are what :func:`balance` returns.
 """
 from __future__ import annotations
@@ -36,6 +41,10 @@ from utils.data.splits import SPLITS
 from utils.errors import FmaGenreError
 
 TRACK_COLUMNS = ("track_id", "path", "label", "split", "artist")
+# Bob L. Sturm's index of the 1,000 GTZAN clips ("An Analysis of the GTZAN Music Genre Dataset", ACM MIRUM
+# 2012): one line per clip, "genre.NNNNN.wav ::: artist ::: title", comments start with "##"
+GTZAN_ARTISTS = Path(__file__).resolve().parents[2] / "data" / "gtzan_artists.txt"
+ARTISTS_CSV = "artists.csv"  # a folder's optional artist list: path (below the folder), artist
 BALANCE_METHODS = ("none", "undersample", "oversample", "class_weight")
 
 
@@ -59,7 +68,7 @@ def track_table(frame: pd.DataFrame, source: str | os.PathLike) -> pd.DataFrame:
     return frame[list(TRACK_COLUMNS) + extras].reset_index(drop=True)
 
 
-def folder(root: str | os.PathLike) -> pd.DataFrame:
+def folder(root: str | os.PathLike, artists: str | os.PathLike | None = None) -> pd.DataFrame:
     """Track table of the audio files under ``root`` (searched recursively).
 
     A file in a sub-folder is labelled with the name of the sub-folder right
@@ -67,8 +76,27 @@ def folder(root: str | os.PathLike) -> pd.DataFrame:
     ``root`` has no label, so a flat folder is an unlabelled library.
     Extensions are :data:`utils.audio.decoder.AUDIO_EXTENSIONS`; hidden files and
     folders (names starting with ``.``, such as macOS ``._song.mp3``
-    resource forks) are skipped. No split, no artist.
+    resource forks) are skipped. No split.
+
+    ``artist`` comes from ``artists``, a CSV with columns ``path`` (below
+    ``root``, ``/``-separated) and ``artist`` (default: ``root/artists.csv``
+    when there), else from each file's artist tag (album artist when it has
+    none; :func:`tagged_artist`); NA where neither says.
     """
+    tracks = _listing(root)
+    root = Path(root)
+    listed = root / ARTISTS_CSV if artists is None else Path(artists)
+    relative = [Path(p).relative_to(root).as_posix() for p in tracks.path]
+    if artists is not None or listed.is_file():
+        named = read_artists(listed)
+        artist = [named.get(r) for r in relative]
+    else:
+        artist = [tagged_artist(p) for p in tracks.path]
+    return tracks.assign(artist=pd.Series(artist, dtype="str"))
+
+
+def _listing(root: str | os.PathLike) -> pd.DataFrame:
+    """The track table of :func:`folder` without artists."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(root, "no such folder" if not root.exists() else "not a folder")
@@ -87,20 +115,75 @@ def folder(root: str | os.PathLike) -> pd.DataFrame:
     }), root)
 
 
-def gtzan(root: str | os.PathLike) -> pd.DataFrame:
+def read_artists(path: str | os.PathLike) -> dict[str, str]:
+    """``{path below the folder: artist}`` from a CSV with columns ``path`` and ``artist``.
+
+    Raises :class:`DatasetError` naming the file when it is missing or lacks a column.
+    """
+    try:
+        table = pd.read_csv(path, dtype="str", keep_default_na=False)
+    except FileNotFoundError:
+        raise DatasetError(path, "no such artist list") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DatasetError(path, f"not a CSV artist list ({err})") from None
+    if not {"path", "artist"} <= set(table.columns):
+        raise DatasetError(path, f"an artist list needs columns path, artist; has {list(table.columns)}")
+    return {Path(p).as_posix(): a.strip() for p, a in zip(table.path, table.artist) if a.strip()}
+
+
+def tagged_artist(path: str | os.PathLike) -> str | None:
+    """The artist tag of an audio file (its album artist when it has none), or None.
+
+    Reads tags only (mutagen), never the audio: an untagged or unreadable file is None.
+    """
+    import mutagen  # tags of MP3, FLAC, Ogg, M4A, WAV, ...
+
+    try:
+        tags = mutagen.File(path, easy=True)
+    except (mutagen.MutagenError, OSError, ValueError):
+        return None
+    for key in ("artist", "albumartist"):
+        values = tags.get(key) if tags is not None and tags.tags is not None else None
+        if values and str(values[0]).strip():
+            return str(values[0]).strip()
+    return None
+
+
+def gtzan(root: str | os.PathLike, index: str | os.PathLike = GTZAN_ARTISTS) -> pd.DataFrame:
     """Track table of GTZAN in its usual layout, ``<root>/<genre>/<genre>.000NN.wav``.
 
     Any audio extension is accepted (``.wav``, ``.flac``, ...). ``track_id``
-    is the file stem (``"blues.00000"``), ``label`` the genre. GTZAN has no
-    official split and no artist column. A file that does not follow the
-    layout raises :class:`DatasetError`; use :func:`folder` for other layouts.
+    is the file stem (``"blues.00000"``), ``label`` the genre; ``artist`` and
+    ``recording`` (the title) come from Sturm's ``index`` (:func:`gtzan_index`; NA for a clip
+    it leaves unidentified). GTZAN has no official split. A file that does
+    not follow the layout raises :class:`DatasetError`; use :func:`folder`
+    for other layouts.
     """
-    tracks = folder(root)
+    tracks = _listing(root)
     stems = tracks.track_id.str.rsplit("/", n=1).str[-1].astype("str")
     for path, rel, label, stem in zip(tracks.path, tracks.track_id, tracks.label, stems):
         if pd.isna(label) or rel.count("/") != 1 or not re.fullmatch(rf"{re.escape(label)}\.\d{{5}}", stem):
             raise DatasetError(path, "not in the GTZAN layout <genre>/<genre>.NNNNN.<ext>")
-    return track_table(tracks.assign(track_id=stems), root)
+    known = gtzan_index(index)
+    who = [known.get(stem, (None, None)) for stem in stems]
+    return track_table(tracks.assign(track_id=stems, artist=pd.Series([a for a, _ in who], dtype="str"),
+                                     recording=pd.Series([t for _, t in who], dtype="str")), root)
+
+
+def gtzan_index(path: str | os.PathLike = GTZAN_ARTISTS) -> dict[str, tuple[str | None, str | None]]:
+    """``{clip id: (artist, title)}`` from Sturm's index (``genre.NNNNN.wav ::: artist ::: title``);
+    an empty field is None. Raises :class:`DatasetError` when the file is missing."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        raise DatasetError(path, "no GTZAN artist index") from None
+    out = {}
+    for line in lines:
+        if line.startswith("##") or ":::" not in line:
+            continue
+        clip, artist, title = ([f.strip() for f in line.split(":::")] + ["", ""])[:3]
+        out[clip.removesuffix(".wav")] = (artist or None, title or None)
+    return out
 
 
 def class_balance(tracks: pd.DataFrame) -> pd.DataFrame:

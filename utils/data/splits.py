@@ -2,11 +2,14 @@
 
 The one home of "which tracks train, validate and test":
 
+- :func:`split_groups`: the tracks that must stay on one side of every split
+  (one artist; one recording, where a table names recordings);
 - :func:`make_splits`: one deterministic training / validation / test split
   (stratified by label, grouped by artist where known);
-- :func:`repeated_folds` (track tables) and :func:`cv_folds` (label arrays):
-  repeated stratified k-fold assignments; :func:`folds_by_class` falls back to
-  dealing each class round-robin when a class has fewer tracks than folds;
+- :func:`repeated_folds` (track tables) and :func:`cv_folds` (label arrays,
+  optionally with groups): repeated stratified (group) k-fold assignments;
+  :func:`folds_by_class` falls back to dealing each class (each group)
+  round-robin when a class has fewer tracks (groups) than folds;
 - :class:`Split` and :func:`fold_splits`: fold ``k`` tests, fold ``k + 1``
   validates, the others train; :func:`official_split` reads a dataset's own;
 - :class:`SplitPlan` / :func:`plan_splits`: a run's plan, saved once (notebook
@@ -81,38 +84,110 @@ def repeated_folds(tracks: pd.DataFrame, n_splits: int = 5, n_repeats: int = 1,
     return out
 
 
-def cv_folds(y: np.ndarray, n_splits: int = 5, n_repeats: int = 10, seed: int = 0) -> np.ndarray:
+def cv_folds(y: np.ndarray, n_splits: int = 5, n_repeats: int = 10, seed: int = 0,
+             groups: np.ndarray | None = None) -> np.ndarray:
     """Seeded repeated stratified k-fold assignment, shape ``(n_repeats, n_samples)``.
 
     Entry ``[r, i]`` is the fold (0 .. n_splits - 1) in which sample ``i`` is
     tested in repeat ``r``; each repeat reshuffles. Every class needs at
-    least ``n_splits`` samples.
+    least ``n_splits`` samples. With ``groups`` (one label per sample, e.g.
+    :func:`split_groups`), samples of one group always share a fold
+    (scikit-learn's ``StratifiedGroupKFold``, shuffled with ``seed + r``): the
+    folds are as stratified as the groups allow.
     """
     y = np.asarray(y)
     folds = np.empty((n_repeats, len(y)), dtype=int)
-    from sklearn.model_selection import RepeatedStratifiedKFold
+    from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedGroupKFold
 
+    if groups is not None:
+        for r in range(n_repeats):
+            parts = StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed + r).split(y, y, groups)
+            for k, (_, test) in enumerate(parts):
+                folds[r, test] = k
+        return folds
     splitter = RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed)
     for k, (_, test) in enumerate(splitter.split(np.zeros(len(y)), y)):
         folds[k // n_splits, test] = k % n_splits
     return folds
 
 
+def group_weights(y: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Training weights ``(n,)``, mean 1, under which every class weighs the same and, within a
+    class, every group (artist) does: a class of one prolific artist and a few others then
+    teaches the others' sound as much as that artist's.
+
+    Examples
+    --------
+    >>> group_weights(np.array([0, 0, 0, 1]), np.array([7, 7, 8, 9])).tolist()
+    [0.5, 0.5, 1.0, 2.0]
+    """
+    y, groups = np.asarray(y), np.asarray(groups)
+    w = np.empty(len(y))
+    for c in np.unique(y):
+        mine = y == c
+        names, inverse, sizes = np.unique(groups[mine], return_inverse=True, return_counts=True)
+        w[mine] = 1.0 / (len(names) * sizes[inverse])
+    return w * len(w) / w.sum()
+
+
+def split_groups(tracks: pd.DataFrame) -> np.ndarray:
+    """The group of each track, ``(n_tracks,)`` int: tracks of one group must never sit on both sides of a split.
+
+    Tracks share a group when they share an ``artist`` or, where the table has a
+    ``recording`` column (GTZAN: the title in Sturm's index), a recording: GTZAN
+    repeats some recordings, under other artists' names too. Groups are closed
+    under both links (an artist's two clips and the repeat of one of them are one
+    group). A track with neither is a group of its own. Names compare without
+    case and surrounding space.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"artist": ["A", "a ", None, None], "recording": ["x", "y", "y", None]})
+    >>> split_groups(t).tolist()
+    [0, 0, 0, 3]
+    """
+    parent = list(range(len(tracks)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[tuple[str, str], int] = {}
+    for column in [c for c in ("artist", "recording") if c in tracks]:
+        for i, name in enumerate(tracks[column]):
+            if pd.isna(name) or not str(name).strip():
+                continue
+            key = (column, str(name).strip().casefold())
+            if key in first:
+                parent[root(i)] = root(first[key])
+            else:
+                first[key] = i
+    return np.array([root(i) for i in range(len(tracks))])
+
+
 def folds_by_class(tracks: pd.DataFrame, n_splits: int, n_repeats: int, seed: int) -> tuple[np.ndarray, bool]:
     """Fold of each track per repeat ``(n_repeats, n_tracks)`` and whether it is stratified.
 
-    Stratified k-fold from the library when every genre has ``n_splits`` clips;
-    otherwise each genre's clips are dealt round-robin over the folds (shuffled
-    with ``seed + r``), so a genre is in as many folds as it has clips.
+    Stratified (group) k-fold from the library when every genre has ``n_splits``
+    groups (:func:`split_groups`); otherwise each genre's groups are dealt
+    round-robin over the folds (shuffled with ``seed + r``), so a genre is in as
+    many folds as it has groups, and a group is never split.
     """
-    if tracks.label.value_counts().min() >= n_splits:
+    groups = split_groups(tracks)
+    labels = tracks.label.to_numpy()
+    if pd.Series(groups).groupby(labels).nunique().min() >= n_splits:
         return repeated_folds(tracks, n_splits, n_repeats, seed).to_numpy(int).T, True
     folds = np.empty((n_repeats, len(tracks)), int)
     for r in range(n_repeats):
         rng = np.random.default_rng(seed + r)
-        order = np.concatenate([rng.permutation(np.flatnonzero(tracks.label.to_numpy() == c))
-                                for c in sorted(tracks.label.unique())])
-        folds[r, order] = np.arange(len(order)) % n_splits
+        dealt = 0
+        for c in sorted(tracks.label.unique()):
+            mine = np.unique(groups[labels == c])
+            for g in rng.permutation(mine):
+                folds[r, groups == g] = dealt % n_splits
+                dealt += 1
     return folds, False
 
 
@@ -141,8 +216,8 @@ def _test_folds(tracks: pd.DataFrame, n_splits: int, seed: int) -> np.ndarray:
         raise ValueError(f"class {smallest.idxmin()!r} has {smallest.min()} tracks: a stratified split "
                          f"into {n_splits} folds needs at least {n_splits} per class")
     folds = np.empty(len(tracks), dtype=int)
-    if tracks.artist.notna().any():
-        groups = tracks.artist.where(tracks.artist.notna(), "track:" + tracks.track_id).to_numpy()
+    groups = split_groups(tracks)
+    if len(np.unique(groups)) < len(tracks):
         splitter = StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed)
         parts = splitter.split(np.zeros(len(y)), y, groups)
     else:
@@ -237,9 +312,12 @@ def plan_splits(tracks: pd.DataFrame, folds: int = 5, repeats: int = 1, seed: in
     """The split plan of a track table's labelled tracks (see :class:`SplitPlan`).
 
     Official split when every labelled track has one; else ``repeats`` x
-    ``k``-fold stratified (grouped by artist where known) with
-    ``k = min(folds, tracks in the smallest class)``. Raises ValueError when
-    a class has fewer than two tracks.
+    ``k``-fold stratified with ``k = min(folds, tracks in the smallest class)``,
+    grouped by artist (:func:`split_groups`) when every class has two groups
+    or more (``k`` 2 when one has only two: a test and a training artist);
+    else by track, and ``how`` says the figures are optimistic (a class of
+    one artist can only be tested on the artist it trained on). Raises
+    ValueError when a class has fewer than two tracks.
     """
     labelled = tracks[tracks.label.notna()].reset_index(drop=True)
     if len(labelled) and labelled.split.notna().all():
@@ -248,10 +326,17 @@ def plan_splits(tracks: pd.DataFrame, folds: int = 5, repeats: int = 1, seed: in
     if len(counts) < 2 or counts.min() < 2:
         raise ValueError(f"need two classes with at least 2 labelled tracks each to hold tracks out, "
                          f"got {counts.to_dict()}")
-    k = int(min(folds, counts.min()))
-    table = repeated_folds(labelled, k, repeats, seed).set_axis(labelled.track_id).rename_axis("track_id")
-    validation = "the next fold" if k > 2 else "the training tracks themselves (only 2 tracks per class)"
-    how = (f"stratified {k}-fold by track (seed {seed}, {repeats} repeat(s)); reported split: test fold 0, "
+    groups = pd.Series(split_groups(labelled)).groupby(labelled.label.to_numpy()).nunique()
+    grouped = groups.min() >= 2 and groups.sum() < len(labelled)
+    k = int(min(folds, counts.min(), 2 if grouped and groups.min() < 3 else folds))
+    table = repeated_folds(labelled if grouped else labelled.assign(artist=pd.NA).drop(columns="recording", errors="ignore"),
+                           k, repeats, seed).set_axis(labelled.track_id).rename_axis("track_id")
+    validation = "the next fold" if k > 2 else "the training tracks themselves (only 2 per class)"
+    by = ("grouped by artist (no artist on both sides)" if grouped else
+          "by track" + (f", NOT grouped by artist: {groups.idxmin()!r} has {groups.min()} artist(s), so its test "
+                        "tracks share artists with its training tracks and the figures are optimistic"
+                        if groups.sum() < len(labelled) else ""))
+    how = (f"stratified {k}-fold {by} (seed {seed}, {repeats} repeat(s)); reported split: test fold 0, "
            f"validation {validation}")
     return SplitPlan(how, folds=table.astype(int))
 

@@ -113,6 +113,24 @@ def plot_condition_accuracy(accuracy: Mapping[str, Mapping[str, float]], trained
     return fig
 
 
+def plot_learning_curve(curve: Sequence[Mapping], recipe: str = "") -> Figure:
+    """Accuracy (mean ± std over test folds) against the mean number of training artists per genre,
+    from :func:`utils.evaluation.robustness.curve_summary` rows; each point is labelled with its artist count."""
+    fig = Figure(figsize=(6, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    x = [r["mean_artists_per_genre"] for r in curve]
+    m = np.array([r["accuracy_mean"] for r in curve])
+    s = np.array([r["accuracy_std"] for r in curve])
+    ax.errorbar(x, m, yerr=s, marker="o", capsize=4)
+    for xi, mi, r in zip(x, m, curve):
+        ax.annotate(f"{r['artists_per_genre']}: {100 * mi:.0f} %", (xi, mi), textcoords="offset points",
+                    xytext=(6, -12), fontsize="small")
+    ax.set(ylim=(0, 1), xlabel="training artists per genre (mean over genres and folds)",
+           ylabel="accuracy, artists never heard",
+           title="More artists per genre, better genres" + (f"\n{recipe}" if recipe else ""))
+    return fig
+
+
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
     """Write ``fig`` as PNG to ``path`` atomically."""
     return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))

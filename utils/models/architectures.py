@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 import keras
 import numpy as np
 from keras import layers
-from utils.models.predict import mean_per_track
+from utils.models.pooling import mean_per_track
 from utils.models.registry import CNN_MODELS, check_model
 
 
@@ -169,7 +169,7 @@ def track_probabilities(window_probs: np.ndarray, track_ids: Sequence,
                         heard: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Average window probabilities per track: returns ``(ids, probs)`` with the
     distinct track ids in sorted order and their mean probabilities ``(n_tracks, n_classes)``;
-    ``heard`` leaves silent windows out (:func:`utils.models.predict.mean_per_track`)."""
+    ``heard`` leaves silent windows out (:func:`utils.models.pooling.mean_per_track`)."""
     window_probs = np.asarray(window_probs)
     ids, inverse = np.unique(np.asarray(track_ids), return_inverse=True)
     if window_probs.ndim != 2 or len(inverse) != len(window_probs):

@@ -39,6 +39,9 @@ from utils.audio.frontend import MUSICNN, FrontEnd, LogMel, logmel_files, window
 from utils.errors import FmaGenreError
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "musicnn" / "msd_musicnn.npz"
+# The two backbones of musicnn 0.1.0, one network trained on two tag sets (scripts/convert_musicnn.py):
+# msd, the Million Song Dataset's 50 Last.fm tags; mtt, MagnaTagATune's 50 tags
+BACKBONES = {"msd": WEIGHTS, "mtt": WEIGHTS.with_name("mtt_musicnn.npz")}
 BAND_REFERENCE = WEIGHTS.parent / "band_reference.json"  # written by scripts/band_reference.py
 
 # Output order of MSD_musicnn: the 50 most frequent Last.fm tags of the Million

@@ -5,7 +5,7 @@ notebook. Audio is decoded in blocks (:func:`utils.audio.stream`), turned into
 log-Mel frames block by block and cut into the model's windows as they come,
 so a one-hour file is classified in memory bounded by one block of audio and
 one batch of windows. A track's probabilities are the mean of its audible
-windows' (:func:`utils.audio.frontend.audible`: a silent lead-in or gap carries
+windows' (:func:`utils.audio.levels.audible`: a silent lead-in or gap carries
 no genre), or of all its windows when none is audible.
 Many files go through :meth:`Predictor.predict_files`, which decodes them in
 threads ahead of the model and batches their windows across files.
@@ -24,8 +24,10 @@ import numpy as np
 
 from utils import audio
 from utils.models.calibration import apply_temperature, log_probs
+from utils.models.pooling import mean_per_track
 from utils.models.runtime import cpu_count
-from utils.audio.frontend import FrontEnd, LogMel, audible, stream_windows
+from utils.audio.frontend import FrontEnd, LogMel, stream_windows
+from utils.audio.levels import audible
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class TrackPrediction:
     window_stride : 1 if every window of the track was analysed, k if every k-th
         (:class:`Predictor`'s ``window_stride``)
     window_audible : (n_windows,) bool, False for a silent window
-        (:func:`utils.audio.frontend.audible`); None: every window counted
+        (:func:`utils.audio.levels.audible`); None: every window counted
     """
 
     path: str
@@ -90,30 +92,6 @@ class TrackPrediction:
                 "top": [{"genre": g, "probability": p} for g, p in self.top(k)],
                 "probabilities": dict(zip(self.labels, map(float, self.probabilities))),
                 "window_stride": self.window_stride}
-
-
-def mean_per_track(window_probs: np.ndarray, track: np.ndarray, n_tracks: int,
-                   heard: np.ndarray | None = None) -> np.ndarray:
-    """Mean of the window probabilities ``(n_windows, C)`` of each track; ``track`` gives each
-    window's track index (0 .. n_tracks - 1). As :class:`Predictor` aggregates a track's windows.
-
-    ``heard`` (bool ``(n_windows,)``, :func:`utils.audio.frontend.audible`; for cached windows
-    :meth:`utils.data.cache.Cache.audible`) leaves a track's silent windows out of its mean,
-    unless none of its windows is audible. None counts every window.
-    """
-    window_probs, track = np.asarray(window_probs), np.asarray(track)
-    counts = np.bincount(track, minlength=n_tracks)
-    if (counts == 0).any():
-        raise ValueError(f"tracks without windows: {np.flatnonzero(counts == 0)[:5].tolist()}")
-    if heard is not None:
-        heard = np.asarray(heard, bool)
-        none_heard = np.bincount(track, weights=heard, minlength=n_tracks) == 0
-        counted = heard | none_heard[track]
-        track, window_probs = track[counted], window_probs[counted]
-        counts = np.bincount(track, minlength=n_tracks)
-    sums = np.zeros((n_tracks, window_probs.shape[1]))
-    np.add.at(sums, track, window_probs)
-    return sums / counts[:, None]
 
 
 class Predictor:

@@ -2,8 +2,11 @@
 the composed window model, full fine-tuning, and a zero-shot tag mapping.
 
 The head is trained on per-patch embeddings (:class:`utils.models.musicnn.MusicnnEmbedder`,
-cached as NumPy) in seconds on a CPU. :func:`genre_model` then joins the
-pretrained network and the head into one Keras model from
+cached as NumPy) in seconds on a CPU. An embedding is named by its layer
+(``"penultimate"``: the MSD backbone's) or by backbone and layer
+(``"mtt/mean_pool"``, see :data:`utils.models.musicnn.BACKBONES`), so a head may
+read both backbones. :func:`genre_model` then joins the
+pretrained network(s) and the head into one Keras model from
 :data:`utils.audio.frontend.MUSICNN` windows ``(batch, 187, 96)`` to genre
 probabilities, so it is served like any other window model: per-window
 probabilities averaged per track (:mod:`utils.models.predict`), saved with a card
@@ -31,7 +34,7 @@ from keras import layers
 
 from utils.models import backend
 from utils.audio.frontend import MUSICNN, FrontEnd
-from utils.models.musicnn import EMBEDDING_LAYERS, MSD_TAGS, check_frontend
+from utils.models.musicnn import BACKBONES, EMBEDDING_LAYERS, MSD_TAGS, check_frontend
 
 # Each genre -> the MSD tags that name it (all of them, or a sub-genre). Tags that
 # are moods, eras or instrumentation are left out. GTZAN's disco -> "dance" is a loose
@@ -76,7 +79,8 @@ class HeadConfig:
 
     Attributes
     ----------
-    layers : embedding layers concatenated as the head's input (see ``EMBEDDING_LAYERS``)
+    layers : embeddings concatenated as the head's input: layer names of ``EMBEDDING_LAYERS``,
+        each optionally behind its backbone (``"mtt/mean_pool"``; no backbone: ``"msd"``)
     hidden : units of one hidden ReLU layer; 0 for none (multinomial logistic regression)
     dropout : dropout rate on the input (and the hidden layer)
     l2 : L2 penalty on the dense kernels
@@ -96,14 +100,31 @@ class HeadConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        unknown = [n for n in self.layers if n not in EMBEDDING_LAYERS]
-        if unknown or not self.layers:
-            raise ValueError(f"embedding layers must be among {sorted(EMBEDDING_LAYERS)}, got {list(self.layers)}")
+        for name in self.layers:
+            embedding_name(name)
+        if not self.layers:
+            raise ValueError("a head needs at least one embedding layer")
 
     @property
     def dim(self) -> int:
         """Width of the head's input."""
-        return sum(EMBEDDING_LAYERS[n] for n in self.layers)
+        return sum(EMBEDDING_LAYERS[embedding_name(n)[1]] for n in self.layers)
+
+
+def embedding_name(name: str) -> tuple[str, str]:
+    """``(backbone, layer)`` of an embedding name: ``"mtt/tags"`` -> ``("mtt", "tags")``,
+    ``"penultimate"`` -> ``("msd", "penultimate")``. ValueError for an unknown one."""
+    backbone, _, layer = name.rpartition("/")
+    backbone = backbone or "msd"
+    if backbone not in BACKBONES or layer not in EMBEDDING_LAYERS:
+        raise ValueError(f"embedding layers must be among {sorted(EMBEDDING_LAYERS)}, optionally behind a "
+                         f"backbone of {sorted(BACKBONES)} and '/', got {name!r}")
+    return backbone, layer
+
+
+def backbones_of(names: Sequence[str]) -> tuple[str, ...]:
+    """The backbones the embeddings ``names`` come from, in order of first use."""
+    return tuple(dict.fromkeys(embedding_name(n)[0] for n in names))
 
 
 def patch_features(per_patch: Mapping[str, np.ndarray], layers: Sequence[str]) -> np.ndarray:
@@ -136,47 +157,72 @@ def build_head(n_classes: int, mean: np.ndarray, variance: np.ndarray,
     return keras.Model(x_in, out, name="genre_head")
 
 
-def train_head(x: np.ndarray, y: np.ndarray, n_classes: int, config: HeadConfig = HeadConfig()) -> keras.Model:
+def train_head(x: np.ndarray, y: np.ndarray, n_classes: int, config: HeadConfig = HeadConfig(),
+               sample_weight: np.ndarray | None = None) -> keras.Model:
     """Fit a :func:`build_head` on patches ``x (n, config.dim)`` labelled ``y (n,)`` (ints < n_classes).
 
     Standardisation comes from ``x``; a feature (near-)constant in training gets
-    variance floor 1e-3 so that new audio cannot blow it up. Seeded: repeatable on CPU.
-    Returned uncompiled, without the optimizer's state, so a saved model holds weights only.
+    variance floor 1e-3 so that new audio cannot blow it up. ``sample_weight``
+    (``(n,)``, e.g. :func:`utils.data.splits.group_weights`) weighs each patch's
+    loss. Seeded: repeatable on CPU. Returned uncompiled, without the optimizer's
+    state, so a saved model holds weights only.
     """
     x, y = np.asarray(x, np.float32), np.asarray(y)
     if x.ndim != 2 or x.shape[1] != config.dim or len(x) != len(y) or not len(y):
         raise ValueError(f"expected x (n, {config.dim}) and y (n,), got {x.shape} and {y.shape}")
     if y.min() < 0 or y.max() >= n_classes:
         raise ValueError(f"labels must be in 0 .. {n_classes - 1}")
+    if sample_weight is not None and np.shape(sample_weight) != y.shape:
+        raise ValueError(f"expected sample_weight of shape {y.shape}, got {np.shape(sample_weight)}")
     backend.seed(config.seed)
     mean, variance = x.mean(axis=0), x.var(axis=0) + 1e-3
     head = build_head(n_classes, mean, variance, config)
     head.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    head.fit(x, y, batch_size=config.batch_size, epochs=config.epochs, shuffle=True, verbose=0)
+    weights = None if sample_weight is None else np.asarray(sample_weight, np.float32)
+    head.fit(x, y, sample_weight=weights, batch_size=config.batch_size, epochs=config.epochs, shuffle=True,
+             verbose=0)
     trained = build_head(n_classes, mean, variance, config)
     trained.set_weights(head.get_weights())
     return trained
 
 
-def feature_extractor(base: keras.Model, names: Sequence[str]) -> keras.Model:
-    """musicnn from its log-Mel input to the named layers' outputs concatenated (shares weights)."""
-    outputs = [base.get_layer(n).output for n in names]
-    out = outputs[0] if len(outputs) == 1 else layers.Concatenate(name="embedding")(outputs)
-    return keras.Model(base.input, out, name="musicnn_features")
+def feature_extractor(base: keras.Model | Mapping[str, keras.Model], names: Sequence[str],
+                      input_shape: tuple[int | None, int] = (None, 96)) -> keras.Model:
+    """musicnn from its log-Mel input to the named embeddings concatenated, in order (shares weights).
+
+    ``base`` is one musicnn (every name's backbone) or ``{backbone: musicnn}`` for
+    names of several backbones (:func:`embedding_name`).
+    """
+    bases = dict(base) if isinstance(base, Mapping) else {b: base for b in backbones_of(names)}
+    if len(bases) == 1 and len(backbones_of(names)) == 1:  # one network: read its layers directly
+        net = next(iter(bases.values()))
+        outputs = [net.get_layer(embedding_name(n)[1]).output for n in names]
+        out = outputs[0] if len(outputs) == 1 else layers.Concatenate(name="embedding")(outputs)
+        return keras.Model(net.input, out, name="musicnn_features")
+    x = keras.Input(input_shape, name="logmel")
+    parts = {}
+    for b in backbones_of(names):
+        mine = [embedding_name(n)[1] for n in names if embedding_name(n)[0] == b]
+        sub = keras.Model(bases[b].input, [bases[b].get_layer(n).output for n in mine], name=f"musicnn_{b}")
+        parts |= {f"{b}/{n}": o for n, o in zip(mine, sub(x))}
+    out = layers.Concatenate(name="embedding")([parts["/".join(embedding_name(n))] for n in names])
+    return keras.Model(x, out, name="musicnn_features")
 
 
-def genre_model(base: keras.Model, head: keras.Model, names: Sequence[str],
+def genre_model(base: keras.Model | Mapping[str, keras.Model], head: keras.Model, names: Sequence[str],
                 fe: FrontEnd = MUSICNN) -> keras.Model:
     """One model: ``fe`` windows ``(batch, fe.window_frames, fe.n_mels)`` -> genre probabilities.
 
-    ``base`` is the musicnn tagger (:func:`utils.models.musicnn.load_musicnn`),
-    ``head`` a trained :func:`build_head` on the embeddings ``names``. In
-    inference mode its output equals ``head(embeddings)`` of the same windows.
+    ``base`` is the musicnn tagger (:func:`utils.models.musicnn.load_musicnn`), or
+    ``{backbone: tagger}`` when ``names`` come from several; ``head`` a trained
+    :func:`build_head` on the embeddings ``names``. In inference mode its output
+    equals ``head(embeddings)`` of the same windows.
     """
     check_frontend(fe)
     windows = keras.Input((fe.window_frames, fe.n_mels), name="logmel")
-    return keras.Model(windows, head(feature_extractor(base, names)(windows)), name="musicnn_genre")
+    extractor = feature_extractor(base, names, (fe.window_frames, fe.n_mels))
+    return keras.Model(windows, head(extractor(windows)), name="musicnn_genre")
 
 
 @dataclass(frozen=True)
