@@ -1,18 +1,20 @@
 """Issue 10, measured: musicnn transfer vs hand-crafted baselines vs zero-shot on GTZAN clips,
-clean and under real-world degradations, with the same repeated stratified folds for every method.
+clean and under real-world degradations, with the same repeated stratified folds for every method,
+grouped by artist (Sturm's index: no artist on both sides of a fold).
 
-    python scripts/transfer_experiment.py --gtzan /work/shared/data/gtzan_mini \
+    python scripts/transfer_experiment.py --gtzan ../shared/data/gtzan_mini ../shared/data/gtzan_more \
         [--select] [--save-default models/default.keras]
 
-Every clip is decoded at 22,050 Hz (GTZAN's rate); each degradation of
+Every clip is decoded at 16,000 Hz (musicnn's rate, and gtzan_more's own: no model
+or feature may tell the two sources apart by an empty top band); each degradation of
 :data:`utils.audio.degrade.DEGRADATIONS` makes one copy of every clip (seeded per
 clip), used only when that clip is held out; training-time augmentation makes
 more copies of every clip with :class:`utils.audio.degrade.RandomDegradation` (other
 seeds; how many is part of the head candidate, see ``CANDIDATES``), used only
 when that clip is in the training folds. Each copy is
-resampled to 16 kHz for musicnn (embeddings ``penultimate``, ``max_pool``,
+embedded by musicnn (``penultimate``, ``max_pool``,
 ``tags`` per 187-frame patch) and described by the hand-crafted features at
-22,050 Hz; both are cached under ``--cache`` (one ``.npz`` per condition,
+the same rate; both are cached under ``--cache`` (one ``.npz`` per condition,
 resumable). Writes ``reports/transfer_results.{json,md}``, the default
 configuration's pooled held-out report ``reports/transfer_default_*`` and
 ``reports/figures/transfer_*.png``.
@@ -33,7 +35,7 @@ from tqdm import tqdm
 from utils import audio
 from utils.atomic import write_atomic, write_text
 from utils.audio.degrade import DEGRADATIONS, RandomDegradation
-from utils.evaluation.features import feature_vector
+from utils.evaluation.features import FeatureConfig, feature_vector
 from utils.models.musicnn import WEIGHTS, MusicnnEmbedder
 from utils.models.transfer import HeadConfig
 
@@ -41,7 +43,8 @@ from utils.models.transfer import HeadConfig
 from transfer_report import from_scratch_row, markdown, robustness_figure, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
-SR = 22050  # GTZAN's own rate: degradations and hand-crafted features work here
+SR = 16000  # musicnn's rate and gtzan_more's: degradations and hand-crafted features work here too
+FEATURES = FeatureConfig(sample_rate=SR)
 LAYERS = ("penultimate", "max_pool", "tags")
 
 
@@ -72,7 +75,7 @@ def cache_key(tracks) -> str:
     for tid, path in zip(tracks.track_id, tracks.path):
         h.update(f"{tid}:{Path(path).stat().st_size};".encode())
     h.update(hashlib.sha1(WEIGHTS.read_bytes()).digest())
-    h.update(f"{DEGRADATIONS!r}|{RandomDegradation()!r}|{SR}|{LAYERS}".encode())
+    h.update(f"{DEGRADATIONS!r}|{RandomDegradation()!r}|{SR}|{FEATURES!r}|{LAYERS}".encode())
     return h.hexdigest()[:12]
 
 
@@ -93,11 +96,12 @@ def compute_condition(tracks, condition: str, embedder: MusicnnEmbedder, clean: 
     parts, track, feats, applied = {n: [] for n in LAYERS}, [], [], []
     for i, y in enumerate(tqdm(clean, desc=condition, unit="clip", file=sys.stderr)):
         name, z = degraded_copy(y, condition, i)
-        emb = embedder.samples(soxr.resample(z, SR, embedder.fe.sample_rate, quality="HQ"), tracks.path[i])
+        emb = embedder.samples(z if SR == embedder.fe.sample_rate else
+                               soxr.resample(z, SR, embedder.fe.sample_rate, quality="HQ"), tracks.path[i])
         for n in LAYERS:
             parts[n].append(emb[n])
         track.append(np.full(len(emb[LAYERS[0]]), i))
-        feats.append(feature_vector(z).to_numpy())
+        feats.append(feature_vector(z, FEATURES).to_numpy())
         applied.append(name)
     return {**{n: np.concatenate(v) for n, v in parts.items()}, "track": np.concatenate(track),
             "features": np.stack(feats), "applied": np.array(applied)}
@@ -348,8 +352,8 @@ def select_head(data, y: np.ndarray, folds: np.ndarray, test_on: list[str], repo
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--gtzan", type=Path, default=ROOT / "data" / "sample" / "gtzan",
-                   help="GTZAN-layout folder <genre>/<genre>.NNNNN.wav (default: data/sample/gtzan)")
+    p.add_argument("--gtzan", type=Path, nargs="+", default=[ROOT / "data" / "sample" / "gtzan"],
+                   help="GTZAN-layout folders <genre>/<genre>.NNNNN.wav, read together (default: data/sample/gtzan)")
     p.add_argument("--folds", type=int, default=5, help="k of stratified k-fold (default 5; fewer if a "
                                                         "genre has fewer clips)")
     p.add_argument("--repeats", type=int, default=3, help="repeats with reshuffled folds (default 3)")
@@ -368,18 +372,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def load_gtzan(path: Path):
-    """``(root, note, tracks, classes, y)``; falls back to data/sample/gtzan (and says so) if ``path`` is absent."""
+def load_gtzan(paths: list[Path]):
+    """``(roots, note, tracks, classes, y)`` of the GTZAN folders read together; falls back to
+    data/sample/gtzan (and says so) if none of ``paths`` is there."""
+    import pandas as pd
+
     from utils.data.datasets import gtzan
 
-    root, note = path, ""
-    if not root.is_dir():
-        note = f"{root} not found: fell back to data/sample/gtzan"
+    roots, note = [p for p in paths if p.is_dir()], ""
+    if not roots:
+        note = f"{' '.join(map(str, paths))} not found: fell back to data/sample/gtzan"
         print(note, file=sys.stderr)
-        root = ROOT / "data" / "sample" / "gtzan"
-    tracks = gtzan(root)
+        roots = [ROOT / "data" / "sample" / "gtzan"]
+    tracks = pd.concat([gtzan(r) for r in roots], ignore_index=True)
     classes = sorted(tracks.label.unique())
-    return root, note, tracks, classes, tracks.label.map({c: i for i, c in enumerate(classes)}).to_numpy()
+    return roots, note, tracks, classes, tracks.label.map({c: i for i, c in enumerate(classes)}).to_numpy()
 
 
 def render_only(reports: Path, scratch: Path) -> int:
@@ -400,7 +407,7 @@ def main(argv=None) -> int:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from utils.data.splits import cv_folds
+    from utils.data.splits import cv_folds, split_groups
     from utils.evaluation.baselines import make_baselines
     from utils.models.calibration import fit_temperature, log_probs
     from utils.atomic import write_json
@@ -412,14 +419,17 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.render_only:
         return render_only(args.reports, args.from_scratch)
-    root, note, tracks, classes, y = load_gtzan(args.gtzan)
+    roots, note, tracks, classes, y = load_gtzan(args.gtzan)
+    root = roots[0]
     counts = tracks.label.value_counts()
     n_splits, n_classes = min(args.folds, int(counts.min())), len(classes)
-    folds = cv_folds(y, n_splits, args.repeats, args.seed)
+    groups = split_groups(tracks)
+    folds = cv_folds(y, n_splits, args.repeats, args.seed, groups=groups)
     per_genre = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
-    split = (f"GTZAN clips in {root.name}/: {len(y)} clips, {per_genre} per genre; "
-             f"stratified {n_splits}-fold x {args.repeats} repeats (utils.data.splits.cv_folds, seed {args.seed}); "
-             f"the same folds for every method; mean ± std over the {n_splits * args.repeats} test folds")
+    split = (f"GTZAN clips in {' + '.join(r.name + '/' for r in roots)}: {len(y)} clips, {per_genre} per genre, "
+             f"{len(set(groups))} artists; stratified {n_splits}-fold x {args.repeats} repeats grouped by artist "
+             f"(utils.data.splits.cv_folds, seed {args.seed}); the same folds for every method; mean ± std over the "
+             f"{n_splits * args.repeats} test folds")
     print(split, file=sys.stderr)
 
     data = embed_all(tracks, args.cache, max(k for _, k in CANDIDATES.values()))
@@ -428,7 +438,7 @@ def main(argv=None) -> int:
         d["track_x"] = np.stack([pooled_embedding({n: d[n][d["track"] == i] for n in layers}, layers)
                                  for i in range(len(y))])
     test_on = ["clean", *DEGRADATIONS]
-    chosen = select_head(data, y, cv_folds(y, n_splits, 1, args.seed + 1), test_on, args.reports) \
+    chosen = select_head(data, y, cv_folds(y, n_splits, 1, args.seed + 1, groups=groups), test_on, args.reports) \
         if args.select else CHOSEN
     head_config, n_augment = CANDIDATES[chosen]
     head_config = dataclasses.replace(head_config, seed=args.seed)
@@ -459,7 +469,8 @@ def main(argv=None) -> int:
     timing = measure_timing(tracks.path[0], final, classes, data, y, track_lr,
                             make_baselines(args.seed)[best_baseline(summary)])
     results = {
-        "issue": 10, "dataset": "GTZAN", "root": str(root), "note": note, "classes": classes,
+        "issue": 10, "dataset": "GTZAN", "root": str(root), "roots": [str(r) for r in roots], "note": note,
+        "classes": classes, "groups": groups.tolist(),
         "n_clips": len(y), "split": split, "folds": folds.tolist(),
         "degradations": {k: repr(v) for k, v in DEGRADATIONS.items()}, "degradation_rate_hz": SR,
         "seeds": "test copy of clip i under the j-th degradation: 10000 (j + 1) + i; augmentation copy k: "

@@ -118,7 +118,8 @@ def test_cli(clip_features, tmp_path, capsys):
     assert main(["baselines", str(features_csv), "--classes", "classical", "metal", "pop",
                  "--folds", "2", "--repeats", "2", "--neighbors", "1", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "6 samples, 3 classes (classical, metal, pop), stratified 2-fold x 2 repeats, seed 0" in printed
+    assert ("6 samples, 3 classes (classical, metal, pop), stratified 2-fold x 2 repeats, grouped by artist "
+            "(Sturm's GTZAN index), seed 0") in printed
     saved = json.loads(out.read_text())
     assert saved["classes"] == ["classical", "metal", "pop"] and len(saved["per_fold"]) == 4 * 2 * 2
     assert [row["model"] for row in saved["summary"]] == ["logreg", "knn", "svm", "mlp"]

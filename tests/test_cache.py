@@ -359,3 +359,23 @@ def test_silent_windows_are_left_out_of_a_tracks_mean_as_in_prediction(tmp_path)
         ids, p = track_probabilities(probs, w.track_id, heard)
         np.testing.assert_allclose(p, [[0.2, 0.8], [0.2, 0.8]])
         assert track_probabilities(probs, w.track_id)[1][list(ids).index("lead_in"), 0] > 0.2
+
+
+def test_artists_travel_with_the_cache(tmp_path):
+    from utils.data.datasets import gtzan as gtzan_table
+    from utils.data.splits import make_splits
+
+    tracks = gtzan_table(SAMPLE / "gtzan")[lambda t: t.label.isin(["blues", "metal"])]
+    out = tmp_path / "cache"
+    cache.extract(tracks, out, FE, progress=False)
+    sources = cache.Cache(out).sources().set_index("track_id")
+    assert sources.artist["blues.00000"] == "John Lee Hooker" and sources.artist["metal.00001"] == "Gamma Ray"
+    assert sources.recording["blues.00001"] == "I'm In The Mood For Love"
+    # a split made from the cache keeps an artist on one side, as one made from the dataset does
+    split = make_splits(sources.reset_index(), (0.5, 0.5, 0.0))
+    assert split.groupby(sources.artist.to_numpy()).nunique().max() == 1
+    old = tmp_path / "old"  # a cache written before artists were recorded reads them as unknown
+    cache.extract(table([("x", SAMPLE / "gtzan/blues/blues.00000.wav", "blues", None)]), old, FE, progress=False)
+    plan = pd.read_csv(old / "tracks.csv").drop(columns=["artist", "recording"])
+    plan.to_csv(old / "tracks.csv", index=False)
+    assert cache.Cache(old).sources().artist.isna().all()

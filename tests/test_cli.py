@@ -67,11 +67,11 @@ def test_predict_csv_and_a_bad_file(tiny_model, sample, tmp_path, capsys):
     out, err = capsys.readouterr()
     assert rc == 1
     rows = out.splitlines()
-    assert rows[0] == "path,genre,probability,classical,metal,window_stride,error" and len(rows) == 3
+    assert rows[0] == "path,genre,probability,classical,metal,windows_analysed,window_budget,error" and len(rows) == 3
     assert rows[1].startswith(str(sample / "gtzan" / "metal" / "metal.00000.wav") + ",") and rows[1].endswith(",")
     assert err.startswith(f"failed: {bad}: ") and len(err.splitlines()) == 1
     reason = err.strip().removeprefix(f"failed: {bad}: ")
-    assert rows[2] == f"{bad},,,,,,{reason}"  # item 8: the failed file is listed with its error
+    assert rows[2] == f"{bad},,,,,,,{reason}"  # item 8: the failed file is listed with its error
 
 
 def test_predict_with_a_missing_model(sample, tmp_path, capsys):

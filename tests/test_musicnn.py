@@ -68,17 +68,22 @@ def test_port_matches_the_original_graph(reference, extractor):
                                        err_msg=f"{clip} {name}")
 
 
-def test_the_published_port_error_is_the_one_measured_now(reference, extractor):
-    """reports/musicnn_port.json, which README and models/musicnn/README.md show, holds this
-    backend's gap per clip as measured now (scripts/musicnn_port.py writes it)."""
+def test_the_published_port_error_holds_on_this_machine(reference, extractor):
+    """reports/musicnn_port.json, which README and models/musicnn/README.md show, holds this backend's
+    gap per clip under its tolerance (scripts/musicnn_port.py writes it), and the gap measured here, on
+    whatever CPU runs the suite, is under that tolerance too. The gap itself is float rounding, which
+    depends on the CPU's instruction set (1.4e-6 where the report was written, 3.6e-7 on another), so
+    it is held to the bound, never to the value one machine printed."""
     report = json.loads((ROOT / "reports" / "musicnn_port.json").read_text())
     recorded = next(b for b in report["backends"] if b["backend"] == keras.config.backend())
-    assert report["tolerance"] == 1e-4 and recorded["max_tag_gap"] < 1e-4
+    tolerance = report["tolerance"]
+    assert tolerance == 1e-4 and recorded["max_tag_gap"] < tolerance
+    assert recorded["max_tag_gap"] == max(c["tag_gap"] for c in recorded["clips"].values())
     lm = LogMel(MUSICNN)
     for i, clip in enumerate(reference["clips"]):
         patches = windows(lm(audio.load(ROOT / clip, MUSICNN.sample_rate)), MUSICNN, clip)
         gap = np.abs(embed_patches(extractor, patches)["tags"] - reference[f"{i}/tags"]).max()
-        assert recorded["clips"][str(clip)]["tag_gap"] == pytest.approx(gap, rel=0.5, abs=1e-7), clip
+        assert gap < tolerance, clip
 
 
 @pytest.mark.skipif(os.environ.get("KERAS_BACKEND") == "jax" or importlib.util.find_spec("jax") is None,

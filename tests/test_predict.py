@@ -1,4 +1,6 @@
 """Prediction on real audio: streamed windows, track averaging, long files in bounded memory, bad files."""
+import shutil
+import subprocess
 import tracemalloc
 
 import numpy as np
@@ -6,6 +8,7 @@ import pytest
 import soundfile as sf
 
 from utils import audio
+from utils.audio.budget import budget_windows
 from utils.audio.frontend import LogMel, windows
 from utils.models.calibration import apply_temperature, log_probs
 from utils.models.card import ModelCardError
@@ -99,29 +102,61 @@ def test_windows_batched_across_tracks_equal_one_by_one_on_the_sample(shipped, s
             np.testing.assert_allclose(result.probabilities, alone.probabilities, rtol=0, atol=1e-5)
 
 
-def test_a_stride_analyses_every_other_window_and_says_so(fma_mp3s, gtzan_wavs):
-    exact = load_predictor(None, jobs=1)
-    fast = load_predictor(None, jobs=1, window_stride=2)
-    for path in (fma_mp3s[0], gtzan_wavs[5]):
-        a, b = exact.predict_file(path), fast.predict_file(path)
-        # 30 s: windows at 0, 3, ..., 27 s and one flush with the end; stride 2 keeps the first, every
-        # other one after it, and the flush window: the windows scripts/robustness_experiment.py scores
-        keep = list(range(0, len(a.window_times) - 1, 2)) + [len(a.window_times) - 1]
-        np.testing.assert_array_equal(b.window_times, a.window_times[keep])
-        np.testing.assert_allclose(b.window_probabilities, a.window_probabilities[keep], rtol=0, atol=1e-5)
-        assert (a.window_stride, b.window_stride) == (1, 2) and b.to_dict()["window_stride"] == 2
-    batched = dict(fast.predict_files([fma_mp3s[0], gtzan_wavs[5]], jobs=2))
-    np.testing.assert_allclose(batched[gtzan_wavs[5]].probabilities, b.probabilities, rtol=0, atol=1e-5)
+@pytest.fixture(scope="module")
+def long_song(tmp_path_factory, gtzan_wavs):
+    """A 2.5-minute song: five GTZAN clips of the sample joined, as a LAME MP3 at 44.1 kHz stereo."""
+    folder = tmp_path_factory.mktemp("song")
+    wav = folder / "song.wav"
+    sf.write(wav, np.concatenate([sf.read(p, dtype="float32")[0] for p in gtzan_wavs[:10:2]]), 22050)
+    mp3 = folder / "song.mp3"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(wav), "-ar", "44100", "-ac", "2",
+                    "-c:a", "libmp3lame", "-b:a", "192k", str(mp3)], check=True)
+    return mp3
 
 
-def test_a_track_shorter_than_the_stride_still_gets_a_window(fma_mp3s):
-    fast = load_predictor(None, jobs=1, window_stride=4)
-    short = fast.predict_file(fma_mp3s[0], duration=5.0)  # one window and a flush window of 3 s each
-    assert len(short.window_times) >= 1 and short.window_times[0] == 0.0
-    one = fast.predict_file(fma_mp3s[0], duration=2.0)  # under one window: padded, still classified
-    assert len(one.window_times) == 1
-    with pytest.raises(ValueError, match="window_stride"):
-        load_predictor(None, window_stride=0)
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg (apt-get install ffmpeg)")
+def test_a_budget_judges_a_song_on_spread_windows_that_equal_a_full_decode(long_song):
+    every = load_predictor(None, jobs=1, max_windows=None)
+    budget = load_predictor(None, jobs=1, max_windows=8)
+    a, b = every.predict_file(long_song), budget.predict_file(long_song)
+    keep = budget_windows(len(a.window_times), 8)
+    assert len(a.window_times) == 51 and len(b.window_times) == 8  # 150 s: 50 windows and a flush one
+    np.testing.assert_array_equal(b.window_times, a.window_times[keep])
+    # each window decoded on its own, by seeking into the MP3, as the whole decode gave it
+    np.testing.assert_allclose(b.window_probabilities, a.window_probabilities[keep], rtol=0, atol=1e-3)
+    assert b.to_dict()["windows_analysed"] == 8 and b.to_dict()["window_budget"] == 8
+    assert a.to_dict()["window_budget"] is None and a.to_dict()["windows_analysed"] == 51
+    segments = b.segments()  # the analysed windows only: none covers audio the model did not hear
+    assert sum(e - s for s, e, _, _ in segments) == pytest.approx(8 * b.window_seconds)
+    batched = dict(budget.predict_files([long_song], jobs=2))
+    np.testing.assert_allclose(batched[long_song].probabilities, b.probabilities, rtol=0, atol=1e-5)
+
+
+def test_a_track_within_the_budget_is_judged_on_every_window(fma_mp3s):
+    every = load_predictor(None, jobs=1, max_windows=None).predict_file(fma_mp3s[0])
+    within = load_predictor(None, jobs=1, max_windows=16).predict_file(fma_mp3s[0])
+    np.testing.assert_array_equal(within.window_times, every.window_times)
+    np.testing.assert_allclose(within.probabilities, every.probabilities, rtol=0, atol=1e-6)
+    excerpt = load_predictor(None, jobs=1, max_windows=2).predict_file(fma_mp3s[0], duration=5.0)
+    assert len(excerpt.window_times) == 2  # an excerpt is streamed: one window and a flush window
+    with pytest.raises(ValueError, match="max_windows"):
+        load_predictor(None, max_windows=0)
+    with pytest.raises(ValueError, match="placement"):
+        load_predictor(None, placement="everywhere")
+
+
+def test_a_budget_that_falls_on_silence_listens_to_the_rest(gtzan_wavs, tmp_path):
+    y, sr = sf.read(gtzan_wavs[0], dtype="float32")
+    song = np.zeros(sr * 120, np.float32)
+    song[sr * 48:sr * 51] = y[:sr * 3]  # 3 s of music between the spread windows, the rest digital silence
+    path = tmp_path / "mostly_silent.wav"
+    sf.write(path, song, sr, subtype="PCM_16")
+    budget = load_predictor(None, jobs=1, max_windows=4)
+    starts = budget.budget_starts(path) * budget.frontend.hop_length / budget.frontend.sample_rate
+    assert not any(s <= 48 < s + 3 or s < 51 <= s + 3 for s in starts)  # no chosen window hears the music
+    result = budget.predict_file(path)
+    assert result.window_audible.any() and len(result.window_times) > 4  # it went on to the rest of the file
+    assert np.all(np.diff(result.window_times) > 0)
 
 
 def test_silent_stretches_carry_no_genre(shipped, gtzan_wavs, tmp_path):

@@ -1,5 +1,5 @@
 """``fma-genre predict`` when things go wrong: failed files in the output, a folder without audio,
-an output that cannot be written, Ctrl-C with several jobs, and --fast."""
+an output that cannot be written, Ctrl-C with several jobs, and the window budget."""
 from __future__ import annotations
 
 import importlib.util
@@ -94,7 +94,7 @@ def test_results_go_to_stdout_when_the_write_fails_at_the_end(tiny_model, sample
     rc = main(["predict", str(sample / "gtzan" / "metal"), "--model", str(tiny_model), "--format", "csv",
                "--output", str(out_file)])
     out, err = capsys.readouterr()
-    assert rc == 1 and out.splitlines()[0] == "path,genre,probability,classical,metal,window_stride,error" and len(out.splitlines()) == 3
+    assert rc == 1 and out.splitlines()[0] == "path,genre,probability,classical,metal,windows_analysed,window_budget,error" and len(out.splitlines()) == 3
     assert err == (f"fma-genre: error: {out_file}: cannot write it (Read-only file system); "
                    "the results went to standard output instead\n")
     assert list(tmp_path.iterdir()) == []  # no temporary file left
@@ -117,17 +117,28 @@ def test_ctrl_c_exits_within_2_s(jobs, tiny_model, gtzan_wavs, tmp_path):
     assert rc == 130 and "fma-genre: interrupted" in rest and "Traceback" not in rest
 
 
-def test_fast_analyses_every_other_window_and_the_output_says_so(tiny_model, sample, capsys):
-    wav = sample / "gtzan" / "metal" / "metal.00000.wav"
-    assert main(["predict", str(wav), "--model", str(tiny_model), "--format", "json", "--fast", "--segments"]) == 0
-    fast, = json.loads(capsys.readouterr().out)
-    assert main(["predict", str(wav), "--model", str(tiny_model), "--format", "csv"]) == 0
+def test_the_window_budget_is_the_default_and_the_output_says_so(tiny_model, sample, capsys):
+    wav = sample / "gtzan" / "metal" / "metal.00000.wav"  # 30 s: 20 windows of the tiny model's front end
+    assert main(["predict", str(wav), "--model", str(tiny_model), "--format", "json", "--segments"]) == 0
+    budget, = json.loads(capsys.readouterr().out)
+    assert budget["windows_analysed"] == budget["window_budget"] == 8 and len(budget["segments"]) >= 1
+    assert main(["predict", str(wav), "--model", str(tiny_model), "--format", "csv", "--every-window"]) == 0
     header, row = capsys.readouterr().out.splitlines()
-    assert fast["window_stride"] == 2 and dict(zip(header.split(","), row.split(",")))["window_stride"] == "1"
+    fields = dict(zip(header.split(","), row.split(",")))
+    assert fields["windows_analysed"] == "20" and fields["window_budget"] == ""
+    assert main(["predict", str(wav), "--model", str(tiny_model), "--format", "csv", "--windows", "3"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split(",")[-3:] == ["3", "3", ""]
 
 
 @pytest.mark.parametrize("command", ["predict", "organize", "serve"])
-def test_fast_is_documented_on_every_command(command, capsys):
+def test_the_window_budget_is_documented_on_every_command(command, capsys):
     with pytest.raises(SystemExit):
         main([command, "--help"])
-    assert "analyse every other 3 s window" in " ".join(capsys.readouterr().out.split())
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--windows N" in text and "--every-window" in text and "spread over it" in text
+
+
+def test_windows_and_every_window_exclude_each_other(capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "x.mp3", "--windows", "4", "--every-window"])
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -35,8 +35,13 @@ def open_run(out_dir: str | os.PathLike, keras_backend: str = "tensorflow",
     first imported: call this before importing anything that imports Keras),
     draws matplotlib figures inline at :data:`INLINE_DPI`, creates
     ``<out_dir>/reports/figures`` and prints which Python runs the notebook and
-    where the run writes.
+    where the run writes. TensorFlow's native start-up lines (absl, oneDNN, the GPU probe) are
+    kept out of the notebook's output, as the CLI keeps them off the terminal
+    (:func:`utils.apps.cli.quiet.drop_native_logs_for_good`).
     """
+    from utils.apps.cli.quiet import drop_native_logs_for_good
+
+    drop_native_logs_for_good()
     backend.use(keras_backend)
     import matplotlib
     from IPython import get_ipython

@@ -25,15 +25,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
-from fastapi import FastAPI, HTTPException, Request, UploadFile
+from fastapi import FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from utils import audio
+from utils.audio import seek
 from utils.errors import FmaGenreError
 from utils.models.predict import Predictor
 
@@ -72,7 +74,7 @@ class Health(BaseModel):
     model: str
     genres: list[str]
     max_upload_mib: float
-    window_stride: int
+    window_budget: int | None
 
 
 class GenreProbability(BaseModel):
@@ -92,8 +94,10 @@ class Segment(BaseModel):
 class Prediction(BaseModel):
     """A track's genre probabilities, its genre over time and a PNG (base64) of its log-Mel spectrogram.
 
-    ``window_stride``: 1 when every 3 s window was analysed (the exact model, the
-    default), 2 when every other one was (``fma-genre serve --fast``).
+    ``windows_analysed``: how many 3 s windows the track was judged on; ``window_budget``:
+    the most it could be (the server's ``--windows``, spread over the track), or null
+    when every window was (``fma-genre serve --every-window``). ``segments`` cover the
+    analysed windows only.
     """
 
     path: str
@@ -105,7 +109,8 @@ class Prediction(BaseModel):
     duration: float
     spectrogram_png: str
     spectrogram_seconds: float
-    window_stride: int
+    windows_analysed: int
+    window_budget: int | None
 
 
 ERRORS = {400: {"model": Error, "description": "a request that is not a multipart form with a file"},
@@ -166,18 +171,19 @@ def create_app(predictor: Predictor, config: WebConfig = WebConfig(), model_name
     def health() -> dict:
         """The model's name and genres."""
         return {"status": "ok", "model": model_name, "genres": list(predictor.labels),
-                "max_upload_mib": config.max_upload_mib, "window_stride": predictor.window_stride}
+                "max_upload_mib": config.max_upload_mib, "window_budget": predictor.max_windows}
 
     @app.post("/api/predict", response_model=Prediction, responses=ERRORS)
-    async def predict(file: UploadFile) -> dict:
+    async def predict(file: Annotated[UploadFile, File(description="the audio file; an empty one is refused",
+                                                       json_schema_extra={"minLength": 1})]) -> dict:
         """Classify an uploaded audio file (MP3, WAV, FLAC, Ogg, M4A, AIFF).
 
         Returns the track's genre probabilities, the top 3, the genre over time
         (one entry per run of windows with the same top genre) and a PNG of the
         log-Mel spectrogram of its first ``spectrogram_seconds`` seconds.
-        ``window_stride`` says which 3 s windows the model analysed: 1, every
-        window (the exact model, the server's default), or 2, every other one
-        (a server started with ``--fast``, faster).
+        ``windows_analysed`` says how many 3 s windows the model judged the track
+        on: at most the server's ``window_budget``, spread over the track, or
+        every window (``window_budget`` null, a server started with ``--every-window``).
         Errors: 413 too large, 415 not an accepted audio format, 422 an audio
         file that cannot be decoded or used (message says why).
         """
@@ -202,16 +208,6 @@ def create_app(predictor: Predictor, config: WebConfig = WebConfig(), model_name
 
 def _classify(predictor: Predictor, path: str, name: str, config: WebConfig) -> dict:
     fe = predictor.frontend
-    keep = fe.n_frames(int(config.spectrogram_seconds * fe.sample_rate))  # as many as the excerpt would have
-    frames: list[np.ndarray] = []
-    seen = 0
-
-    def collect(block: np.ndarray) -> None:  # the excerpt's frames, from the prediction's own decoding
-        nonlocal seen
-        if seen < keep:
-            frames.append(block[:keep - seen])
-        seen += len(block)
-
     try:
         kind = audio.sniff(path)
         if kind not in ACCEPTED:
@@ -219,7 +215,10 @@ def _classify(predictor: Predictor, path: str, name: str, config: WebConfig) -> 
                 head = f.read(8)
             raise HTTPException(415, f"{name}: not an accepted audio file (starts with {head!r}); "
                                      "send MP3, WAV, FLAC, Ogg, M4A or AIFF")
-        result = predictor.predict_file(path, on_frames=collect)
+        result = predictor.predict_file(path)
+        n, native = seek.length(path)
+        shown = min(round(n * fe.sample_rate / native), int(config.spectrogram_seconds * fe.sample_rate))
+        opening = next(seek.excerpts(path, fe.sample_rate, [(0, shown)]))  # the first seconds, decoded again
     except audio.EmptyFileError:
         raise HTTPException(422, f"{name}: empty file (0 bytes)") from None
     except audio.AudioError as err:
@@ -227,10 +226,9 @@ def _classify(predictor: Predictor, path: str, name: str, config: WebConfig) -> 
     body = result.to_dict(k=3)
     body["path"] = name
     body["segments"] = [{"start": s, "end": e, "genre": g, "probability": p} for s, e, g, p in result.segments()]
-    body["duration"] = float(result.window_times[-1] + result.window_seconds)
-    body["spectrogram_png"] = spectrogram_png(np.concatenate(frames))
-    # a track of n samples has 1 + n // hop frames (FrontEnd.n_frames)
-    body["spectrogram_seconds"] = min(config.spectrogram_seconds, (seen - 1) * fe.hop_length / fe.sample_rate)
+    body["duration"] = n / native
+    body["spectrogram_png"] = spectrogram_png(predictor.logmel(opening))
+    body["spectrogram_seconds"] = shown / fe.sample_rate
     return body
 
 

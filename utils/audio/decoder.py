@@ -15,12 +15,13 @@ what is wrong with it.
 from __future__ import annotations
 
 import os
-import struct
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import soxr
+
+from utils.audio.headers import truncation
 from utils.errors import FmaGenreError
 
 AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg", ".oga", ".opus", ".m4a",
@@ -128,10 +129,10 @@ def decode(path: str | os.PathLike, offset: float = 0.0,
         audio, truncated, undecodable, silent or non-finite.
     """
     fmt = sniff(path)
-    problem = _truncation(path, fmt)
+    problem = truncation(path, fmt)
     if problem:
         raise TruncatedAudioError(path, problem)
-    sr, blocks = _decode(path, fmt, offset, duration)
+    sr, blocks = decode_blocks(path, fmt, offset, duration)
     parts = list(blocks) or [np.zeros(0, np.float32)]
     y = parts[0] if len(parts) == 1 else np.concatenate(parts)
     if y.size == 0:
@@ -162,10 +163,10 @@ def stream(path: str | os.PathLike, sr: int, block_seconds: float = 60.0,
     silence and emptiness at the end.
     """
     fmt = sniff(path)
-    problem = _truncation(path, fmt)
+    problem = truncation(path, fmt)
     if problem:
         raise TruncatedAudioError(path, problem)
-    native_sr, blocks = _decode(path, fmt, offset, duration,
+    native_sr, blocks = decode_blocks(path, fmt, offset, duration,
                                 block_frames=max(1, int(block_seconds * 44100)))
     resampler = None if native_sr == sr else soxr.ResampleStream(native_sr, sr, 1, "float32", "HQ")
     peak, count = 0.0, 0
@@ -201,9 +202,10 @@ def _dbfs(peak: float) -> str:
     return "0, digital silence" if peak == 0 else f"{20 * np.log10(peak):.1f} dBFS"
 
 
-def _decode(path, fmt: str, offset: float, duration: float | None,
-            block_frames: int = _BLOCK_FRAMES) -> tuple[int, Iterator[np.ndarray]]:
-    """Open a decoder; return (native rate in Hz, iterator of mono float32 blocks)."""
+def decode_blocks(path, fmt: str, offset: float = 0.0, duration: float | None = None,
+                  block_frames: int = _BLOCK_FRAMES) -> tuple[int, Iterator[np.ndarray]]:
+    """Open a decoder for a file of container ``fmt`` (:func:`sniff`): ``(native rate in Hz, mono
+    float32 blocks from ``offset`` for ``duration`` seconds)``, unchecked (no silence or emptiness test)."""
     if offset < 0 or (duration is not None and duration <= 0):
         raise ValueError(f"offset must be >= 0 and duration > 0, got {offset}, {duration}")
     if fmt in ("mp3", "wav", "flac", "ogg"):
@@ -362,85 +364,6 @@ def _blocks_av(path, container, stream_, sr: int, offset: float, duration: float
         raise AudioDecodeError(path, f"decoding failed: {err}") from None
     if pending:
         yield np.concatenate(pending)
-
-
-def _truncation(path, fmt: str) -> str | None:
-    """Describe how the file is cut short, or None if it is whole (or cannot be told)."""
-    if fmt == "mp3":
-        return _mp3_truncation(path)
-    if fmt == "wav":
-        return _wav_truncation(path)
-    return None
-
-
-def _wav_truncation(path) -> str | None:
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        f.seek(12)
-        while True:
-            chunk = f.read(8)
-            if len(chunk) < 8:
-                return None
-            cid, n = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-            if cid == b"data":
-                have = size - f.tell()
-                if 0 < n < 0xFFFFFFFF and have < n:  # 0 / 0xFFFFFFFF: length left unknown by a streaming writer
-                    return f"truncated: WAV data chunk declares {n} bytes, file holds {have}"
-                return None
-            f.seek(n + (n & 1), 1)
-
-
-# MPEG audio bitrates in kbit/s, indexed [version is MPEG-1][layer 1..3][bitrate index]
-_MPEG_KBPS = {
-    True: {1: (0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
-           2: (0, 32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
-           3: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)},
-    False: {1: (0, 32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
-            2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
-            3: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)},
-}
-_MPEG_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
-
-
-def _mp3_frame_length(b: bytes, i: int) -> int:
-    """Length in bytes of the MPEG audio frame whose header starts at b[i], or 0 if none does."""
-    if i + 4 > len(b) or b[i] != 0xFF or b[i + 1] & 0xE0 != 0xE0:
-        return 0
-    version, layer_bits = (b[i + 1] >> 3) & 3, (b[i + 1] >> 1) & 3
-    rate_index, padding = (b[i + 2] >> 2) & 3, (b[i + 2] >> 1) & 1
-    bitrate_index = b[i + 2] >> 4
-    if version == 1 or layer_bits == 0 or rate_index == 3 or bitrate_index in (0, 15):
-        return 0
-    layer, mpeg1 = 4 - layer_bits, version == 3
-    bitrate = _MPEG_KBPS[mpeg1][layer][bitrate_index] * 1000
-    rate = _MPEG_RATES[version][rate_index]
-    if layer == 1:
-        return (12 * bitrate // rate + padding) * 4
-    return (144 if mpeg1 or layer == 2 else 72) * bitrate // rate + padding
-
-
-def _mp3_truncation(path, tail_bytes: int = 32768) -> str | None:
-    """Follow the chain of MPEG frames through the file's tail: a last frame
-    that runs past the end of the file means the file was cut short."""
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        f.seek(max(0, size - tail_bytes))
-        b = f.read()
-    end = len(b) - (128 if b[-128:-125] == b"TAG" else 0)  # ID3v1 tag
-    for start in range(len(b) - 4):
-        first = _mp3_frame_length(b, start)
-        second = first and _mp3_frame_length(b, start + first)
-        if not (second and _mp3_frame_length(b, start + first + second)):
-            continue  # not a run of three frames: a chance sync pattern in the data
-        i = start
-        while i < end and (n := _mp3_frame_length(b, i)):
-            i += n
-        if i > end:
-            return f"truncated MP3: the last frame needs {i - end} bytes more than the file has"
-        if 0 < end - i < 4 and b[i] == 0xFF:
-            return "truncated MP3: the file ends inside a frame header"
-        return None
-    return None
 
 
 def find_audio(paths: list[str | os.PathLike]) -> list[Path]:

@@ -219,6 +219,13 @@ class LogMel:
         if k > 0:
             yield self._frames_to_logmel(buf[: (k - 1) * hop + n_fft])
 
+    def frames(self, padded: np.ndarray) -> np.ndarray:
+        """Log-Mel frames of samples already padded as a track's are: frame ``t`` covers
+        ``padded[t * hop_length : t * hop_length + n_fft]`` (an excerpt of a track decoded on its
+        own, :func:`utils.audio.seek.excerpts`, from ``hop_length * s - n_fft // 2`` on gives frames
+        ``s, s + 1, ...`` of the whole track)."""
+        return self._frames_to_logmel(np.asarray(padded, np.float32))
+
     def _frames_to_logmel(self, padded: np.ndarray) -> np.ndarray:
         fe = self.fe
         frames = sliding_window_view(padded, fe.n_fft)[:: fe.hop_length]

@@ -4,7 +4,7 @@ Layout (cache format 1)::
 
     CACHE/
       frontend.json      {"cache_format": 1, "frontend": FrontEnd.to_dict()}
-      tracks.csv         the plan, written once: track_id, path, label, split, shard
+      tracks.csv         the plan, written once: track_id, path, label, split, artist, recording, shard
       shards/00000.npy   float16 (frames, n_mels): the shard's tracks' log-Mel frames, end to end
       shards/00000.csv   the shard's index: track_id, label, split, status ("ok" / "failed"),
                          error, offset (first frame in the .npy), n_frames, n_windows
@@ -56,8 +56,9 @@ from utils.errors import FmaGenreError
 
 CACHE_FORMAT = 1
 INDEX_COLUMNS = ("track_id", "label", "split", "status", "error", "offset", "n_frames", "n_windows")
-_CSV_TYPES = {c: "str" for c in ("track_id", "path", "label", "split", "status", "error")}
-_CSV_NA = {c: [""] for c in ("label", "split", "error")}  # only an empty field is missing
+_CSV_TYPES = {c: "str" for c in ("track_id", "path", "label", "split", "status", "error", "artist", "recording")}
+_CSV_NA = {c: [""] for c in ("label", "split", "error", "artist", "recording")}  # only an empty field is missing
+PLAN_COLUMNS = ("track_id", "path", "label", "split", "artist", "recording")  # artists travel with the cache
 # float32 value of every float16 bit pattern (256 KiB). NumPy's float16 cast costs ~2 ns a
 # value on one core, the whole budget of a fast reader; a lookup in compiled code is ~4x faster.
 _HALF_TO_FLOAT = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
@@ -228,11 +229,11 @@ def write_shard(out: str | os.PathLike, fe: FrontEnd, shard: Shard, lm: LogMel |
 
 
 def _track_table(tracks: pd.DataFrame) -> pd.DataFrame:
-    """Check a tracks table and return its columns track_id, path, label, split as str (NA kept)."""
+    """Check a tracks table and return its :data:`PLAN_COLUMNS` as str (NA kept, and where absent)."""
     missing = {"track_id", "path"} - set(tracks.columns)
     if missing:
         raise CacheError(f"the tracks table lacks column(s) {sorted(missing)}")
-    t = pd.DataFrame({c: (tracks[c] if c in tracks else pd.NA) for c in ("track_id", "path", "label", "split")},
+    t = pd.DataFrame({c: (tracks[c] if c in tracks else pd.NA) for c in PLAN_COLUMNS},
                      index=tracks.index).astype("str").reset_index(drop=True)
     dup = t.track_id[t.track_id.duplicated()]
     if len(dup) or t.track_id.isna().any() or (t.track_id == "").any():
@@ -344,10 +345,14 @@ class Cache:
 
     def sources(self) -> pd.DataFrame:
         """The ok tracks with the audio file each was extracted from (``tracks.csv``, as recorded
-        there): ``track_id``, ``path``, ``label``, ``split``."""
-        paths = _read_csv(self.path / "tracks.csv")[["track_id", "path"]]
+        there): ``track_id``, ``path``, ``label``, ``split``, ``artist``, ``recording`` (NA in a cache
+        made before artists were recorded)."""
+        plan = _read_csv(self.path / "tracks.csv")
+        plan = plan.assign(**{c: pd.Series(pd.NA, index=plan.index, dtype="str")
+                              for c in ("artist", "recording") if c not in plan})
         ok = self.tracks[self.tracks.status == "ok"]
-        return ok[["track_id", "label", "split"]].merge(paths, on="track_id")[["track_id", "path", "label", "split"]]
+        return ok[["track_id", "label", "split"]].merge(plan[["track_id", "path", "artist", "recording"]],
+                                                        on="track_id")[list(PLAN_COLUMNS)]
 
     def windows(self, split: str | Collection[str] | None = None,
                 labels: Collection[str] | None = None,

@@ -1,18 +1,22 @@
 """Prediction: a trained model and its front end -> genre probabilities per window and per track.
 
 The one prediction path behind the CLI, the web app and the evaluation
-notebook. Audio is decoded in blocks (:func:`utils.audio.stream`), turned into
-log-Mel frames block by block and cut into the model's windows as they come,
-so a one-hour file is classified in memory bounded by one block of audio and
-one batch of windows. A track's probabilities are the mean of its audible
-windows' (:func:`utils.audio.levels.audible`: a silent lead-in or gap carries
-no genre), or of all its windows when none is audible.
+notebook. ``fma-genre predict``, ``organize`` and ``serve`` judge a track on at most
+:data:`DEFAULT_BUDGET` of its 3 s windows, spread over it
+(:func:`utils.audio.budget.budget_windows`), and only those are decoded, by seeking
+(:func:`utils.audio.seek.excerpts`): a song costs the same whatever its length.
+With no budget (``max_windows=None``, every window) audio is
+decoded in blocks (:func:`utils.audio.stream`), turned into log-Mel frames block
+by block and cut into the model's windows as they come, so a one-hour file is
+classified in memory bounded by one block of audio and one batch of windows. A
+track's probabilities are the mean of its audible windows'
+(:func:`utils.audio.levels.audible`: a silent lead-in or gap carries no genre),
+or of all its windows when none is audible.
 Many files go through :meth:`Predictor.predict_files`, which decodes them in
 threads ahead of the model and batches their windows across files.
 """
 from __future__ import annotations
 
-import dataclasses
 import queue
 import threading
 import time
@@ -23,11 +27,18 @@ from pathlib import Path
 import numpy as np
 
 from utils import audio
+from utils.audio import seek
+from utils.audio.budget import budget_windows
 from utils.models.calibration import apply_temperature, log_probs
 from utils.models.pooling import mean_per_track
 from utils.models.runtime import cpu_count
-from utils.audio.frontend import FrontEnd, LogMel, stream_windows
-from utils.audio.levels import audible
+from utils.audio.frontend import FrontEnd, LogMel, stream_windows, window_starts
+from utils.audio.levels import audible, normalize_level
+
+# Windows a track is judged on by default, spread over it: chosen by measurement (benchmarks/predict.py,
+# reports/benchmarks_predict.json: agreement with every window on full-length songs; the cross-validated
+# accuracy of a budget on 30 s clips: reports/robustness.json, windows_analysed)
+DEFAULT_BUDGET = 8
 
 
 @dataclass(frozen=True)
@@ -43,8 +54,8 @@ class TrackPrediction:
     window_times : (n_windows,) start of each window in seconds
     window_probabilities : (n_windows, n_classes)
     window_seconds : length of one window in seconds
-    window_stride : 1 if every window of the track was analysed, k if every k-th
-        (:class:`Predictor`'s ``window_stride``)
+    window_budget : the most windows the track could be judged on (:class:`Predictor`'s
+        ``max_windows``), None when every window was analysed
     window_audible : (n_windows,) bool, False for a silent window
         (:func:`utils.audio.levels.audible`); None: every window counted
     """
@@ -55,7 +66,7 @@ class TrackPrediction:
     window_times: np.ndarray
     window_probabilities: np.ndarray
     window_seconds: float
-    window_stride: int = 1
+    window_budget: int | None = None
     window_audible: np.ndarray | None = None
 
     @property
@@ -68,17 +79,20 @@ class TrackPrediction:
         return [(self.labels[i], float(self.probabilities[i])) for i in order]
 
     def segments(self) -> list[tuple[float, float, str, float]]:
-        """The genre over time: runs of windows with the same top genre, as
+        """The genre over time: runs of analysed windows with the same top genre, as
         ``(start s, end s, genre, mean probability of that genre)``; a run of silent
-        windows (``window_audible``) is ``"silence"`` with probability 1."""
+        windows (``window_audible``) is ``"silence"`` with probability 1. Windows that
+        do not touch (a budget's, spread over the track) are runs of their own: a
+        segment covers only audio the model heard."""
         best = self.window_probabilities.argmax(axis=1)
         if self.window_audible is not None:
             best = np.where(self.window_audible, best, -1)
+        touches = np.diff(self.window_times) <= self.window_seconds + 1e-6
         runs: list[tuple[float, float, str, float]] = []
         i = 0
         while i < len(best):
             j = i
-            while j + 1 < len(best) and best[j + 1] == best[i]:
+            while j + 1 < len(best) and best[j + 1] == best[i] and touches[j]:
                 j += 1
             genre, p = ("silence", 1.0) if best[i] < 0 else \
                 (self.labels[best[i]], float(self.window_probabilities[i:j + 1, best[i]].mean()))
@@ -91,7 +105,7 @@ class TrackPrediction:
                 "probability": float(self.probabilities.max()),
                 "top": [{"genre": g, "probability": p} for g, p in self.top(k)],
                 "probabilities": dict(zip(self.labels, map(float, self.probabilities))),
-                "window_stride": self.window_stride}
+                "windows_analysed": len(self.window_times), "window_budget": self.window_budget}
 
 
 class Predictor:
@@ -111,40 +125,71 @@ class Predictor:
         arena keeps that much) while the CPU time per window stays the same from 1
         window up (``reports/benchmarks_predict.json``, section ``batch``)
     block_seconds : audio decoded per block when streaming, in seconds
-    window_stride : analyse every ``window_stride``-th window of the front end (1: every
-        window, the exact model). The first window is always analysed, and the last one
-        flush with the track's end, so a short track still gets one; the model runs on
-        those windows only, so 2 costs about half the model time. 2 is the windows that
-        ``scripts/robustness_experiment.py`` scores (its accuracy, ``reports/robustness.json``)
+    max_windows : judge a track on at most this many of its windows, placed by ``placement``
+        (:func:`utils.audio.budget.budget_windows`) and decoded by seeking; None (the default here;
+        the commands default to :data:`DEFAULT_BUDGET`): every window, the whole-track mean. A track
+        with no more windows than that, or an excerpt (``offset``/``duration``), is streamed whole
+    placement : ``"spread"`` (default) or ``"middle"``, see :func:`utils.audio.budget.budget_windows`
     """
 
     def __init__(self, model, labels: Iterable[str], frontend: FrontEnd, temperature: float = 1.0,
-                 batch_size: int = 8, block_seconds: float = 60.0, window_stride: int = 1) -> None:
-        if window_stride < 1 or batch_size < 1:
-            raise ValueError(f"window_stride and batch_size must be 1 or more, got {window_stride}, {batch_size}")
+                 batch_size: int = 8, block_seconds: float = 60.0, max_windows: int | None = None,
+                 placement: str = "spread") -> None:
+        if batch_size < 1 or (max_windows is not None and max_windows < 1):
+            raise ValueError(f"batch_size and max_windows must be 1 or more, got {batch_size}, {max_windows}")
+        budget_windows(1, max_windows, placement)  # checks the placement
         self.model = model
         self.labels = tuple(labels)
         self.frontend = frontend
         self.temperature = temperature
         self.batch_size = batch_size
         self.block_seconds = block_seconds
-        self.window_stride = window_stride
+        self.max_windows, self.placement = max_windows, placement
         self.logmel = LogMel(frontend)
-        # every window_stride-th window start, plus the flush window: stream_windows cuts exactly these
-        self._analysed = dataclasses.replace(frontend, window_hop=frontend.window_hop * window_stride)
 
     def windows(self, path: str | Path, offset: float = 0.0, duration: float | None = None,
                 on_frames: Callable[[np.ndarray], None] | None = None) -> Iterator[tuple[int, np.ndarray]]:
-        """The windows the model analyses in a file, streamed: ``(start frame, window (frames, mels))``.
+        """The windows the model analyses in a file: ``(start frame, window (frames, mels))``.
 
-        ``on_frames`` is called with each block of log-Mel frames ``(n, mels)`` as
-        it is computed (all of the file's frames, analysed or not). Raises
-        :class:`utils.audio.decoder.AudioError` for a file that cannot be used.
+        With a budget, the chosen windows are decoded by seeking and yielded
+        first; if none of them is audible, the file is streamed whole after them
+        (a budget that fell on silence). ``on_frames`` (which asks for every frame
+        of the file) is called with each block of log-Mel frames ``(n, mels)`` as
+        it is computed. Raises :class:`utils.audio.decoder.AudioError` for a file
+        that cannot be used.
         """
+        if self.max_windows is not None and on_frames is None and offset == 0.0 and duration is None:
+            starts = self.budget_starts(path)
+            if starts is not None:
+                yield from self._sought(path, starts)
+                return
         frames = self.logmel.stream(audio.stream(path, self.frontend.sample_rate, self.block_seconds, offset, duration))
         if on_frames is not None:
             frames = _tap(frames, on_frames)
-        return stream_windows(frames, self._analysed, source=str(path))
+        yield from stream_windows(frames, self.frontend, source=str(path))
+
+    def budget_starts(self, path: str | Path) -> np.ndarray | None:
+        """First frames of the windows the budget analyses in ``path``, from its length alone; None when
+        the budget covers every window."""
+        fe = self.frontend
+        n, native = seek.length(path)
+        starts = window_starts(fe.n_frames(round(n * fe.sample_rate / native)), fe)
+        chosen = budget_windows(len(starts), self.max_windows, self.placement)
+        return None if len(chosen) == len(starts) else starts[chosen]
+
+    def _sought(self, path: str | Path, starts: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        """The windows at ``starts``, each decoded on its own; the whole stream after them when none is audible."""
+        fe, hop, half = self.frontend, self.frontend.hop_length, self.frontend.n_fft // 2
+        spans = [(int(s) * hop - half, (int(s) + fe.window_frames - 1) * hop + half) for s in starts]
+        heard = False
+        for s, y in zip(starts, seek.excerpts(path, fe.sample_rate, spans)):
+            window = normalize_level(self.logmel.frames(y), fe)
+            heard = heard or bool(audible(window, fe))
+            yield int(s), window
+        if not heard:
+            frames = self.logmel.stream(audio.stream(path, fe.sample_rate, self.block_seconds))
+            done = set(starts.tolist())
+            yield from ((s, w) for s, w in stream_windows(frames, fe, source=str(path)) if s not in done)
 
     def predict_file(self, path: str | Path, offset: float = 0.0, duration: float | None = None,
                      on_frames: Callable[[np.ndarray], None] | None = None) -> TrackPrediction:
@@ -170,12 +215,14 @@ class Predictor:
     def _track(self, path: str, starts: np.ndarray, window_probs: np.ndarray, heard: np.ndarray,
                offset: float = 0.0) -> TrackPrediction:
         fe = self.frontend
+        order = np.argsort(starts, kind="stable")  # a budget that fell on silence adds windows after its own
+        starts, window_probs, heard = starts[order], window_probs[order], heard[order]
         mean = mean_per_track(window_probs, np.zeros(len(window_probs), int), 1, heard)
         return TrackPrediction(
             path=path, labels=self.labels,
             probabilities=apply_temperature(log_probs(mean), self.temperature)[0],
             window_times=offset + starts * (fe.hop_length / fe.sample_rate),
-            window_probabilities=window_probs, window_seconds=fe.window_seconds, window_stride=self.window_stride,
+            window_probabilities=window_probs, window_seconds=fe.window_seconds, window_budget=self.max_windows,
             window_audible=heard)
 
     def predict_files(self, paths: Iterable[str | Path], jobs: int | None = None
@@ -352,7 +399,7 @@ def load_predictor(path: str | Path | None = None, runtime: str = "auto", jobs: 
     the exported ONNX graph by default, Keras as the fallback). ``jobs``: files
     the caller will classify at once (default: one per core); each model call
     then gets ``cores / jobs`` threads. ``options`` go to :class:`Predictor`
-    (``batch_size``, ``block_seconds``, ``window_stride``).
+    (``batch_size``, ``block_seconds``, ``max_windows``, ``placement``).
     """
     from utils.models import runtime as runtimes
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from utils import audio
-from utils.apps.cli.predict import MODEL_HELP, add_runtime_options, window_stride
+from utils.apps.cli.predict import MODEL_HELP, add_runtime_options, max_windows
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from utils.models.predict import load_predictor
 
     config = OrganizeConfig(args.mode, args.min_probability, args.write_tags, args.dry_run)
-    predictor = load_predictor(args.model, args.runtime, jobs=args.jobs, window_stride=window_stride(args))
+    predictor = load_predictor(args.model, args.runtime, jobs=args.jobs, max_windows=max_windows(args))
     placed = []
     for p in tqdm(organize(predictor, args.sources, args.dest, config, jobs=args.jobs), unit="file",
                   total=len(audio.find_audio(args.sources)), disable=None, file=sys.stderr):

@@ -20,31 +20,44 @@ RUNTIME_HELP = ("auto (default): the model's exported .onnx on ONNX Runtime, re-
                 "onnx: only the exported graph; keras: the Keras model")
 JOBS_HELP = ("files decoded at once, and model calls at once on windows batched across files "
              "(default: one per core)")
-FAST_HELP = ("analyse every other 3 s window: about half the model time; its accuracy against every window: "
-             "reports/robustness.json (default: every window, the exact model)")
+WINDOWS_HELP = ("judge each track on at most N of its 3 s windows, spread over it and decoded by seeking, so a "
+                "song costs the same whatever its length (default: %(default)s; reports/benchmarks_predict.json "
+                "measures it against every window)")
+EVERY_HELP = "judge each track on every 3 s window (the whole-track mean; slower for long files)"
 
 
-def window_stride(args: argparse.Namespace) -> int:
-    """The :class:`~utils.models.predict.Predictor` ``window_stride`` that ``--fast`` asks for."""
-    return 2 if args.fast else 1
+def add_window_options(p: argparse.ArgumentParser) -> None:
+    """``--windows N`` and ``--every-window``: which windows a track is judged on."""
+    from utils.models.predict import DEFAULT_BUDGET
+
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--windows", type=positive_int, default=DEFAULT_BUDGET, metavar="N", help=WINDOWS_HELP)
+    group.add_argument("--every-window", action="store_true", help=EVERY_HELP)
+
+
+def max_windows(args: argparse.Namespace) -> int | None:
+    """The :class:`~utils.models.predict.Predictor` ``max_windows`` the window options ask for."""
+    return None if args.every_window else args.windows
 
 
 def add_runtime_options(p: argparse.ArgumentParser) -> None:
-    """``--runtime``, ``--jobs`` and ``--fast``, shared by predict and organize."""
+    """``--runtime``, ``--jobs`` and the window options, shared by predict and organize."""
     p.add_argument("--runtime", choices=("auto", "onnx", "keras"), default="auto", help=RUNTIME_HELP)
     p.add_argument("--jobs", type=positive_int, help=JOBS_HELP)
-    p.add_argument("--fast", action="store_true", help=FAST_HELP)
+    add_window_options(p)
 
 
 def add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="classify audio files by genre",
                        description="Classify audio files (folders are searched recursively) with a trained "
-                                   "model. Long files are classified window by window in bounded memory.")
+                                   "model. Each track is judged on a fixed budget of 3 s windows spread over "
+                                   "it (--windows), or on every window (--every-window), in bounded memory.")
     p.add_argument("paths", nargs="+", help="audio files or folders")
     p.add_argument("--model", type=Path, help=MODEL_HELP)
     p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
     p.add_argument("--output", type=Path, help="write to this file instead of standard output")
-    p.add_argument("--segments", action="store_true", help="also show the genre over time (table, json)")
+    p.add_argument("--segments", action="store_true",
+                   help="also show the genre over time, window by window analysed (table, json)")
     add_runtime_options(p)
     p.set_defaults(run=run)
 
@@ -57,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         raise FmaGenreError(f"no audio files ({', '.join(audio.AUDIO_EXTENSIONS)}) under {' '.join(args.paths)}")
     if args.output:
         check_writable(args.output)  # before the work, not after it
-    predictor = load_predictor(args.model, args.runtime, jobs=args.jobs, window_stride=window_stride(args))
+    predictor = load_predictor(args.model, args.runtime, jobs=args.jobs, max_windows=max_windows(args))
     outcomes = []  # (path, prediction or error), in the order of the files
     for path, result in tqdm(predictor.predict_files(files, jobs=args.jobs), total=len(files), unit="file",
                              disable=None, file=sys.stderr):
@@ -110,14 +123,15 @@ def _table(outcomes, segments: bool) -> str:
 
 def _csv(outcomes, labels) -> str:
     """One row per file; a file that could not be classified has empty probabilities and its ``error``;
-    ``window_stride`` says which windows were analysed (1: all, 2: every other, ``--fast``)."""
+    ``windows_analysed`` says how many 3 s windows the track was judged on and ``window_budget`` the most
+    it could be (empty: every window, ``--every-window``)."""
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["path", "genre", "probability", *labels, "window_stride", "error"])
+    writer.writerow(["path", "genre", "probability", *labels, "windows_analysed", "window_budget", "error"])
     for path, r in outcomes:
         if isinstance(r, audio.AudioError):
-            writer.writerow([str(path), "", "", *([""] * len(labels)), "", r.problem])
+            writer.writerow([str(path), "", "", *([""] * len(labels)), "", "", r.problem])
         else:
             writer.writerow([r.path, r.genre, f"{r.probabilities.max():.4f}", *(f"{p:.4f}" for p in r.probabilities),
-                             r.window_stride, ""])
+                             len(r.window_times), "" if r.window_budget is None else r.window_budget, ""])
     return buf.getvalue()

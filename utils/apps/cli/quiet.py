@@ -42,28 +42,14 @@ def native_logs_filtered() -> Iterator[None]:
     Also asks TensorFlow's own logger and Python's ``absl`` logger for errors only, and hides
     Keras' and TensorFlow's ``FutureWarning`` notices.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.getLogger("absl").setLevel(logging.ERROR)
     stack = contextlib.ExitStack()
     stack.enter_context(warnings.catch_warnings())
-    # a NumPy deprecation notice from Keras' ONNX export (np.object), not a problem of the user's
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(keras|tensorflow|tf2onnx)(\.|$)")
+    _quiet_python_loggers()
     sys.stderr.flush()
-    real = os.dup(2)
-    read_end, write_end = os.pipe()
-    os.dup2(write_end, 2)
-    os.close(write_end)
+    real, reader = _filter_descriptor_2()
     python_stderr = sys.stderr
     sys.stderr = open(os.dup(real), "w", buffering=1, encoding=python_stderr.encoding,
                       errors="backslashreplace")
-
-    def pump() -> None:
-        with open(read_end, "rb") as pipe:
-            for line in pipe:
-                if not is_noise(line.decode("utf-8", "replace")):
-                    os.write(real, line)
-    reader = threading.Thread(target=pump, name="stderr-filter", daemon=True)
-    reader.start()
     try:
         yield
     finally:
@@ -74,3 +60,43 @@ def native_logs_filtered() -> Iterator[None]:
         reader.join(timeout=2)
         os.close(real)
         stack.close()
+
+
+def drop_native_logs_for_good() -> None:
+    """The same filter for the rest of the process, for a Jupyter kernel: descriptor 2 (which the kernel
+    forwards to the notebook) goes through it; Python's ``sys.stderr`` is the kernel's own and stays.
+
+    Call it before TensorFlow is imported (:func:`utils.apps.notebooks.open_run` does): the noise comes
+    with the import. Calling it twice filters once.
+    """
+    if os.environ.get("FMA_GENRE_NATIVE_LOGS_FILTERED") == str(os.getpid()):
+        return
+    os.environ["FMA_GENRE_NATIVE_LOGS_FILTERED"] = str(os.getpid())
+    _quiet_python_loggers()
+    _filter_descriptor_2()
+
+
+def _quiet_python_loggers() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    for name in ("absl", "tensorflow"):  # tf.function retracing and the like are warnings of this logger
+        logging.getLogger(name).setLevel(logging.ERROR)
+    # a NumPy deprecation notice from Keras' ONNX export (np.object), not a problem of the user's
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(keras|tensorflow|tf2onnx)(\.|$)")
+
+
+def _filter_descriptor_2() -> tuple[int, threading.Thread]:
+    """Point descriptor 2 at a pipe whose reader thread passes on all but the noise; returns a
+    descriptor of what 2 was, and the reader."""
+    real = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def pump() -> None:
+        with open(read_end, "rb") as pipe:
+            for line in pipe:
+                if not is_noise(line.decode("utf-8", "replace")):
+                    os.write(real, line)
+    reader = threading.Thread(target=pump, name="stderr-filter", daemon=True)
+    reader.start()
+    return real, reader

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from utils.apps.cli.arguments import number, port
-from utils.apps.cli.predict import FAST_HELP, MODEL_HELP, RUNTIME_HELP, window_stride
+from utils.apps.cli.predict import MODEL_HELP, RUNTIME_HELP, add_window_options, max_windows
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +21,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-concurrent", type=number(int, 1, "1 or more"), default=2,
                    help="predictions at once (default: 2)")
     p.add_argument("--runtime", choices=("auto", "onnx", "keras"), default="auto", help=RUNTIME_HELP)
-    p.add_argument("--fast", action="store_true", help=FAST_HELP)
+    add_window_options(p)
     p.set_defaults(run=run)
 
 
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     with sock:
         predictor = load_predictor(args.model, args.runtime, jobs=args.max_concurrent,
-                                   window_stride=window_stride(args))
+                                   max_windows=max_windows(args))
         app = create_app(predictor, config, model_name=Path(args.model or "models/default.keras").stem)
         host, port = sock.getsockname()[:2]
         print(f"fma-genre: serving on http://{host}:{port} (API docs at /docs); Ctrl-C stops", flush=True)

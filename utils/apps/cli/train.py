@@ -76,19 +76,18 @@ def run(args: argparse.Namespace) -> int:
     from utils.data.cache import Cache
     from utils.data.splits import SPLITS, Split, make_splits, official_split
     from utils.models.training import Augment, TrainConfig
-    import pandas as pd
 
     cache = Cache(args.cache)
-    ok = cache.tracks[cache.tracks.status == "ok"].dropna(subset=["label"])
+    ok = cache.sources().dropna(subset=["label"])
     classes = args.classes or sorted(ok.label.unique())
     ok = ok[ok.label.isin(classes)].reset_index(drop=True)
     if ok.split.notna().all():
         split, how = official_split(ok), "the cache's split"
     else:
-        ok = ok.assign(artist=pd.NA)  # the cache keeps no artists: a plain stratified split
-        ok = ok.assign(split=make_splits(ok, seed=args.seed))
+        ok = ok.assign(split=make_splits(ok, seed=args.seed))  # grouped by the artists the cache recorded
         split = Split(*(tuple(ok.track_id[ok.split == s]) for s in SPLITS))
-        how = f"a stratified 80/10/10 split (seed {args.seed})"
+        how = (f"a stratified 80/10/10 split (seed {args.seed}"
+               f"{', grouped by artist' if ok.artist.notna().any() else ''})")
     augment = Augment(time_masks=args.spec_augment, freq_masks=args.spec_augment, mixup_alpha=args.mixup)
     config = TrainConfig(args.model, args.epochs or 30, args.batch_size, args.learning_rate or 1e-3, args.seed,
                          args.patience, augment=augment,
