@@ -37,7 +37,8 @@ sys.path.insert(0, str(ROOT))  # `python scripts/render_docs.py` from a checkout
 from utils.atomic import write_text  # noqa: E402
 from utils.models.backend import quiet  # noqa: E402
 
-DOCS = ("README.md", "models/musicnn/README.md")
+DOCS = ("README.md", "docs/usage.md", "docs/results.md", "docs/model.md", "docs/design.md", "docs/benchmarks.md",
+        "docs/runbook.md", "models/musicnn/README.md")
 # reports/NAME.md -> (the script that writes it, its function JSON -> Markdown, the JSON's NAME)
 RENDERERS = {
     "benchmarks_frontend": ("benchmarks/frontend.py", "markdown", "benchmarks_frontend"),
@@ -52,7 +53,9 @@ RENDERERS = {
     "transfer_results": ("scripts/transfer_report.py", "markdown", "transfer_results"),
     "transfer_results_clean": ("scripts/transfer_report.py", "clean_markdown", "transfer_results"),
     "robustness": ("utils/evaluation/robustness.py", "markdown", "robustness"),
+    "robustness_headline": ("utils/evaluation/robustness.py", "headline_markdown", "robustness"),
     "benchmarks_predict": ("benchmarks/predict.py", "markdown", "benchmarks_predict"),
+    "benchmarks_predict_headline": ("benchmarks/predict.py", "headline", "benchmarks_predict"),
     "hardening": ("scripts/hardening_probe.py", "markdown", "hardening"),
     "band_probe": ("scripts/band_probe.py", "markdown", "band_probe"),
     "excerpt_probe": ("scripts/excerpt_probe.py", "markdown", "excerpt_probe"),

@@ -53,7 +53,7 @@ from utils.audio.frontend import LogMel, windows
 from utils.evaluation import conditions as sox_ffmpeg
 from utils.evaluation import nested
 from utils.evaluation.features import FeatureConfig, feature_vector
-from utils.evaluation.robustness import checks, curve_summary, rerender, summarize, write_reports
+from utils.evaluation.robustness import curve_summary, rerender, summarize, write_reports
 from utils.models.musicnn import BACKBONES, EMBEDDING_LAYERS
 from utils.models.transfer_train import FRONTEND
 

@@ -146,15 +146,16 @@ KILLED_RUN = textwrap.dedent("""
     import pandas as pd
     from utils.data import batches
     from utils.data import cache
+    from utils.data.cache import write
 
-    real = cache.logmel_files
-    def stalling(paths, lm, prefetch):  # hangs after the first track of the third shard
-        for item in real(paths, lm, prefetch):
+    real = write.logmel_files
+    def stalling(paths, lm, prefetch, **options):  # hangs after the first track of the third shard
+        for item in real(paths, lm, prefetch, **options):
             yield item
             if item[0].name == "country.00000.wav":
                 print("mid-shard", flush=True)
                 time.sleep(600)
-    cache.logmel_files = stalling
+    write.logmel_files = stalling
     cache.extract(pd.read_csv(sys.argv[1], dtype=str), sys.argv[2], shard_size=2, progress=False,
                   on_shard=lambda r: print("shard", r.number, flush=True))
 """)
@@ -206,10 +207,10 @@ def test_crash_while_writing_a_shard_leaves_no_partial_shard(tmp_path, monkeypat
             raise KeyboardInterrupt
         real_save(f, array)
 
-    monkeypatch.setattr(cache.np, "save", crash_in_second_shard)
+    monkeypatch.setattr(np, "save", crash_in_second_shard)
     with pytest.raises(KeyboardInterrupt):
         cache.extract(tracks, out, FE, shard_size=2, progress=False)
-    monkeypatch.setattr(cache.np, "save", real_save)
+    monkeypatch.setattr(np, "save", real_save)
     names = sorted(p.name for p in (out / "shards").iterdir())
     assert names == ["00000.csv", "00000.npy"]  # the half-written temporary file was removed
     assert set(cache.Cache(out, allow_partial=True).windows().track_id) == set(tracks.track_id[:2])
@@ -379,3 +380,24 @@ def test_artists_travel_with_the_cache(tmp_path):
     plan = pd.read_csv(old / "tracks.csv").drop(columns=["artist", "recording"])
     plan.to_csv(old / "tracks.csv", index=False)
     assert cache.Cache(old).sources().artist.isna().all()
+
+
+def test_an_excerpt_cache_holds_the_middle_of_each_track_as_fma_cut_it(tmp_path):
+    """fma_full's untrimmed tracks: FMA's own middle 30 s (here 10 s of a 30 s clip), stated in the record."""
+    from utils.audio.budget import middle_excerpt
+
+    tracks = table([("blues.00000", SAMPLE / "gtzan/blues/blues.00000.wav", "blues", None)])
+    out = tmp_path / "excerpt"
+    cache.extract(tracks, out, FE, excerpt=10.0, progress=False)
+    assert cache.excerpt_seconds(out) == 10.0
+    built = cache.Cache(out)
+    offset, seconds = middle_excerpt(30.0, 10.0)
+    expected = LogMel(FE)(audio.load(tracks.path[0], FE.sample_rate, offset, seconds)).astype(np.float16)
+    frames = np.load(out / "shards" / "00000.npy")
+    np.testing.assert_allclose(frames.astype(np.float32), expected.astype(np.float32), atol=0.05)
+    assert built.tracks.n_frames[0] == len(expected)
+    with pytest.raises(cache.CacheError, match="was made from 10 s excerpts, not whole tracks"):
+        cache.extract(tracks, out, FE, progress=False)
+    whole = tmp_path / "whole"
+    cache.extract(tracks, whole, FE, progress=False)
+    assert cache.excerpt_seconds(whole) is None and cache.Cache(whole).tracks.n_frames[0] > 2 * len(expected)

@@ -147,11 +147,21 @@ def test_fine_tuning_writes_a_model_that_predict_takes(tmp_path, sample):
     (("--dataset", "gtzan", "--root", "data/sample/gtzan", "--classes", "metal"), "at least two labels"),
     (("--dataset", "folder", "--root", "data/sample/gtzan", "--fine-tune", "-1"), "fine_tune >= 0"),
 ])
-def test_bad_input_is_one_line(tmp_path, args, says):
-    done = cli("train", "--model", "musicnn", *args, "--out", str(tmp_path / "run")) if "--model" not in args \
-        else cli("train", *args, "--out", str(tmp_path / "run"))
-    assert says in _last_line(done)
+def test_bad_input_is_one_line(tmp_path, args, says, capsys, monkeypatch):
+    from utils.apps.cli import main
+
+    monkeypatch.chdir(ROOT)
+    model = () if "--model" in args else ("--model", "musicnn")
+    assert main(["train", *model, *args, "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("fma-genre: error: ") and says in err[0], err
     assert not (tmp_path / "run" / "model.keras").exists()
+
+
+def test_bad_input_is_one_line_from_the_shell_too(tmp_path):
+    """The same, as a user's shell runs it: a process of its own, no traceback, exit status 1."""
+    done = cli("train", "--model", "musicnn", "--dataset", "gtzan", "--out", str(tmp_path / "run"))
+    assert "--dataset gtzan needs --root DIR" in _last_line(done)
 
 
 def test_a_table_keeps_its_own_split_else_a_stratified_one():

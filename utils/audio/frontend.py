@@ -24,14 +24,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import numba
 import numpy as np
 import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
 
 from utils import audio
+from utils.audio import seek
+from utils.audio.budget import middle_excerpt
 from utils.audio.levels import AMIN, normalize_level
-from utils.audio.mel import mel_filterbank
+from utils.audio.mel import mel_filterbank, mel_power, sparse_bands
 
 @dataclass(frozen=True)
 class FrontEnd:
@@ -64,7 +65,7 @@ class FrontEnd:
     min_frames : a track shorter than one window but at least this many
         frames is repeated to fill one window (:func:`fix_frames`); a shorter one is refused
     level : ``"none"``, or ``"window"`` to bring every window to the same
-        level before the model (:func:`normalize_level`): a file's playback
+        level before the model (:func:`utils.audio.levels.normalize_level`): a file's playback
         level, mastering loudness or downmix gain then cannot change its genre
     level_db : with ``level="window"``, a window's mean Mel power after
         normalisation, in dB (power of samples in [-1, 1] through the Mel
@@ -74,7 +75,7 @@ class FrontEnd:
         dB: silence stays silent
     band_level : ``"none"``, or ``"window"`` (needs ``level="window"``) to set
         each Mel band's mean over an audible window to ``band_reference``
-        (:func:`normalize_bands`): the channel normalisation speech recognisers
+        (:func:`utils.audio.levels.normalize_bands`): the channel normalisation speech recognisers
         use, so an equaliser, a telephone line or a small speaker moves the
         window far less
     band_reference : with ``band_level="window"``, the long-term Mel profile
@@ -186,7 +187,7 @@ class LogMel:
         # periodic Hann, as scipy.signal.get_window('hann', n_fft) and librosa use
         self.window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(fe.n_fft) / fe.n_fft)).astype(np.float32)
         self.filterbank = mel_filterbank(fe.sample_rate, fe.n_fft, fe.n_mels, fe.fmin, fe.fmax)
-        self._band = _bands(self.filterbank)
+        self._band = sparse_bands(self.filterbank)
         self.block_frames = block_frames  # 64 frames x n_fft floats: 512 KiB, stays in L2
 
     def __call__(self, y: np.ndarray) -> np.ndarray:
@@ -235,7 +236,7 @@ class LogMel:
         for s in range(0, n, self.block_frames):
             k = min(self.block_frames, n - s)
             np.multiply(frames[s:s + k], self.window, out=block[:k])
-            _mel_power(scipy.fft.rfft(block[:k], axis=1), *self._band, out[s:s + k])
+            mel_power(scipy.fft.rfft(block[:k], axis=1), *self._band, out[s:s + k])
         if fe.log == "db":
             np.maximum(out, AMIN, out=out)
             np.log10(out, out=out)
@@ -245,35 +246,6 @@ class LogMel:
             np.log1p(out, out=out)
             out /= np.log(10.0)
         return out
-
-
-def _bands(filterbank: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sparse form of a (n_bins, n_mels) filterbank: each filter's first bin,
-    width in bins, and weights (n_mels, max width), zero-padded."""
-    fb = filterbank.T
-    nonzero = [np.flatnonzero(row) for row in fb]
-    first = np.array([nz[0] if nz.size else 0 for nz in nonzero], np.int64)
-    width = np.array([nz[-1] + 1 - nz[0] if nz.size else 0 for nz in nonzero], np.int64)
-    weights = np.zeros((fb.shape[0], max(1, width.max())), np.float32)
-    for m, (f, w) in enumerate(zip(first, width)):
-        weights[m, :w] = fb[m, f:f + w]
-    return first, width, weights
-
-
-@numba.njit(cache=True, nogil=True)
-def _mel_power(spec, first, width, weights, out):  # pragma: no cover - compiled
-    """out[t, m] = sum_j weights[m, j] * |spec[t, first[m] + j]|^2, for complex64 ``spec``."""
-    power = np.empty(spec.shape[1], np.float32)
-    for t in range(spec.shape[0]):
-        for j in range(spec.shape[1]):
-            c = spec[t, j]
-            power[j] = c.real * c.real + c.imag * c.imag
-        for m in range(first.shape[0]):
-            acc = np.float32(0.0)
-            f = first[m]
-            for j in range(width[m]):
-                acc += weights[m, j] * power[f + j]
-            out[t, m] = acc
 
 
 def fix_frames(S: np.ndarray, n_frames: int) -> np.ndarray:
@@ -326,7 +298,7 @@ def logmel_file(path: str | Path, lm: LogMel, offset: float = 0.0,
 
 
 def logmel_files(paths: Iterable[str | Path], lm: LogMel, prefetch: int = 2,
-                 duration: float | None = None
+                 duration: float | None = None, middle: float | None = None
                  ) -> Iterator[tuple[Path, np.ndarray | audio.AudioError]]:
     """Spectrograms of many files, in order: yields ``(path, S)`` or ``(path, error)``.
 
@@ -335,6 +307,9 @@ def logmel_files(paths: Iterable[str | Path], lm: LogMel, prefetch: int = 2,
     GIL), so on two cores decoding hides the spectrogram work. ``prefetch=0``
     runs everything in the calling thread. Bad files yield their
     :class:`audio.AudioError` instead of raising, so a batch goes on.
+    ``duration``: only each file's first seconds; ``middle``: only the middle
+    ``middle`` seconds of each file, as FMA cut its clips
+    (:func:`utils.audio.budget.middle_excerpt`; decoded by seeking).
     """
     sr = lm.fe.sample_rate
 
@@ -343,7 +318,11 @@ def logmel_files(paths: Iterable[str | Path], lm: LogMel, prefetch: int = 2,
 
     def decode(path: Path) -> np.ndarray | audio.AudioError:
         try:
-            return audio.load(path, sr, duration=duration)
+            if middle is None:
+                return audio.load(path, sr, duration=duration)
+            n, native = seek.length(path)
+            offset, span = middle_excerpt(n / native, middle)
+            return audio.load(path, sr, offset, span)
         except audio.AudioError as err:
             return err
 

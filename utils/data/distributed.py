@@ -89,7 +89,7 @@ class ClusterSummary(cache.Summary):
 
 def extract(tracks: pd.DataFrame, out: str | os.PathLike, fe: FrontEnd = FrontEnd(), *,
             scheduler: str | None = None, workers: int | None = None, shard_size: int = 64,
-            prefetch: int = 2, progress: bool = True,
+            prefetch: int = 2, progress: bool = True, excerpt: float | None = None,
             on_shard: Callable[[cache.ShardResult], None] | None = None) -> ClusterSummary:
     """Extract the log-Mel frames of ``tracks`` into the cache at ``out`` with Dask, resuming a stopped run.
 
@@ -97,15 +97,16 @@ def extract(tracks: pd.DataFrame, out: str | os.PathLike, fe: FrontEnd = FrontEn
     or else on a new :class:`~distributed.LocalCluster` of ``workers``
     processes (default: one per core) of one thread each; each worker's front
     end decodes ``prefetch`` files ahead in a thread of its own. ``tracks``
-    and failures are as in :func:`utils.data.cache.extract`, which writes the same
-    files. ``on_shard`` is called in this process as each shard commits; an
+    failures and ``excerpt`` (fma_full's untrimmed tracks: FMA's middle 30 s) are as
+    in :func:`utils.data.cache.extract`, which writes the same files; each worker reads
+    the excerpt from the cache's record. ``on_shard`` is called in this process as each shard commits; an
     exception it raises stops the run (committed shards are kept).
     """
     if scheduler is not None and workers is not None:
         raise ValueError("give a scheduler address or a number of local workers, not both")
     start = time.perf_counter()
     out = Path(os.path.abspath(out))
-    shards = cache.prepare(out, absolute_paths(tracks), fe, shard_size)
+    shards = cache.prepare(out, absolute_paths(tracks), fe, shard_size, excerpt)
     todo = [s for s in shards if not cache.is_done(out, s)]
     results, failed_shards = [], []
     if todo:

@@ -27,6 +27,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frontend", default="default",
                    help="front-end parameters: default, musicnn, or a JSON file of them")
     p.add_argument("--shard-size", type=int, default=64, help="tracks per shard (default: 64)")
+    p.add_argument("--excerpt", type=float, metavar="SECONDS",
+                   help="keep only the middle SECONDS of each track, as FMA cut its clips from fma_full's "
+                        "untrimmed tracks (30); decoded by seeking; recorded in the cache (default: whole tracks)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="run the shards on the Dask scheduler at ADDRESS (tcp://host:8786); the cache and "
@@ -42,18 +45,20 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers is not None and args.workers < 0:
         raise FmaGenreError(f"--workers must be 0 or more, got {args.workers}")
+    if args.excerpt is not None and not args.excerpt > 0:
+        raise FmaGenreError(f"--excerpt must be a positive number of seconds, got {args.excerpt}")
     presets = {"default": FrontEnd(), "musicnn": MUSICNN}
     fe = presets.get(args.frontend) or FrontEnd.from_json(args.frontend)
     tracks, excluded = load_dataset(args.dataset, args.root, args.metadata, args.subset)
     if tracks.empty:
         raise FmaGenreError(args.root, "no audio files")
     if args.workers == 0:
-        summary = cache.extract(tracks, args.out, fe, shard_size=args.shard_size)
+        summary = cache.extract(tracks, args.out, fe, shard_size=args.shard_size, excerpt=args.excerpt)
     else:
         from utils.data import distributed  # Dask: only this path needs it
 
         summary = distributed.extract(tracks, args.out, fe, scheduler=args.scheduler, workers=args.workers,
-                                      shard_size=args.shard_size)
+                                      shard_size=args.shard_size, excerpt=args.excerpt)
     print(summary)
     if len(excluded):
         cache.write_excluded(args.out, excluded)
