@@ -38,42 +38,29 @@ import datetime
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from utils import audio  # noqa: E402
-from utils.audio import seek  # noqa: E402
 from utils.atomic import write_text  # noqa: E402
 from utils.evaluation.provenance import finish, provenance  # noqa: E402
 from utils.models.card import load_card  # noqa: E402
 from utils.models.runtime import cpu_count, source_hash  # noqa: E402
+from benchmarks.full_length import one_hour, song_set, songs  # noqa: E402
+from benchmarks.processes import ENV, MODES, baseline_cmd, predict_cmd, whole_process  # noqa: E402
+from benchmarks.web import web  # noqa: E402
 
 REPORT = ROOT / "reports" / "benchmarks_predict"
 SHARED = ROOT.parent / "shared" / "data"  # the shared data folder beside the checkout
-ROBUSTNESS = ROOT / "reports" / "robustness.json"
-WEB_TARGET = 3 * 2.95  # requests/s: 3x what the issue measured with 4 clients (Keras runtime, exact)
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
-
-BASELINE = """
-import sys
-import librosa
-sr, n_fft, hop, n_mels = map(int, sys.argv[1:5])
-for path in sys.argv[5:]:
-    y, _ = librosa.load(path, sr=sr)
-    S = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=sr, n_fft=n_fft, hop_length=hop, n_mels=n_mels))
-"""
 
 # One runtime in a fresh process: start-up (import + load), ms per window for 10-window batches, probabilities
 RUNTIME = """
@@ -104,51 +91,6 @@ for _ in range(int(sys.argv[4])):
 np.save(out + f".{kind}.npy", np.concatenate([run(x[s:s + 10]) for s in range(0, len(x), 10)]))
 print(json.dumps({"startup_s": start, "ms_per_window": best * 1000, "cpu_ms_per_window": cpu * 1000}))
 """
-
-
-def whole_process(cmd: list[str], env: dict | None = None) -> tuple[float, float, float]:
-    """(wall seconds, peak RSS in MiB, CPU seconds) of a command run to completion; raises on failure.
-
-    The peak is the child's own high-water mark (``VmHWM``, polled every 20 ms):
-    Linux carries the parent's high-water mark into an exec'd child's
-    ``ru_maxrss``, so a benchmark process that has run a model itself would
-    report its own size for every child (it did: 1606 MiB for all of them).
-    """
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env or ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    stderr: list[bytes] = []
-    reader = threading.Thread(target=lambda: stderr.append(proc.stderr.read()))
-    reader.start()
-    peak_kib = 0
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        peak_kib = max(peak_kib, _vm_hwm_kib(proc.pid))
-        time.sleep(0.02)
-    reader.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise RuntimeError(f"{' '.join(cmd[:4])}...: exit {proc.returncode}: {stderr[0][-2000:].decode()}")
-    return time.perf_counter() - t0, (peak_kib or usage.ru_maxrss) / 1024, usage.ru_utime + usage.ru_stime
-
-
-def _vm_hwm_kib(pid: int) -> int:
-    """Peak resident memory of process ``pid`` so far in KiB (0 where /proc does not say)."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return next((int(line.split()[1]) for line in f if line.startswith("VmHWM:")), 0)
-    except OSError:
-        return 0
-
-
-def baseline_cmd(fe, files) -> list[str]:
-    return [sys.executable, "-c", BASELINE, str(fe.sample_rate), str(fe.n_fft), str(fe.hop_length),
-            str(fe.n_mels), *map(str, files)]
-
-
-def predict_cmd(model: Path, files, *options: str) -> list[str]:
-    return [sys.executable, "-m", "utils.apps.cli", "predict", "--model", str(model), *options, *map(str, files)]
 
 
 def runtimes(model: Path, windows: np.ndarray, rounds: int, tmp: Path) -> dict:
@@ -245,7 +187,6 @@ def folder_set(tmp: Path, data: list[Path] | None) -> tuple[list[Path], str]:
                                    f"+ {len(fmas)} fma_sample mp3 = {len(wavs) + len(mp3s) + len(fmas)} clips")
 
 
-MODES = {"budget": [], "every_window": ["--every-window"]}  # the default (a window budget) and the whole track
 
 
 def folder(model: Path, fe, files: list[Path], described: str) -> dict:
@@ -273,94 +214,6 @@ def folder(model: Path, fe, files: list[Path], described: str) -> dict:
     return out
 
 
-def song_set(tmp: Path, per_genre: int = 4, seed: int = 0) -> tuple[list[Path], str]:
-    """Full-length songs: ``per_genre`` per GTZAN genre, each 6 to 10 of the genre's clips (gtzan_mini and
-    gtzan_more; ``data/sample``'s two where ``../shared/data`` is absent) drawn at random and joined, 3 to 5
-    minutes, encoded as a music library holds them: LAME mp3, 192 kbit/s, 44.1 kHz stereo."""
-    roots = [SHARED / "gtzan_mini", SHARED / "gtzan_more"]
-    roots = [r for r in roots if r.is_dir()] or [ROOT / "data" / "sample" / "gtzan"]
-    clips = [p for r in roots for p in audio.find_audio([r])]
-    rng = np.random.default_rng(seed)
-    songs, folder = [], tmp / "songs"
-    folder.mkdir(exist_ok=True)
-    for genre in sorted({p.parent.name for p in clips}):
-        mine = [p for p in clips if p.parent.name == genre]
-        for k in range(per_genre):
-            n = int(rng.integers(min(6, len(mine)), min(10, len(mine)) + 1))
-            joined = np.concatenate([audio.load(p, 44100) for p in rng.permutation(mine)[:n]])
-            wav, mp3 = folder / f"{genre}_{k}.wav", folder / f"{genre}_{k}.mp3"
-            sf.write(wav, np.stack([joined, joined], axis=1), 44100, subtype="PCM_16")
-            subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(wav), "-codec:a", "libmp3lame", "-b:a", "192k",
-                            str(mp3)], check=True)
-            wav.unlink()
-            songs.append(mp3)
-    minutes = [seek.length(p)[0] / 44100 / 60 for p in songs]
-    return songs, (f"{len(songs)} songs of {min(minutes):.1f}-{max(minutes):.1f} min ({per_genre} per genre, "
-                   f"6-10 clips of one genre of {' + '.join(r.name for r in roots)} joined; mp3 192 kbit/s)")
-
-
-BUDGETS = (2, 4, 6, 8, 12, 16)
-
-
-def songs(model: Path, fe, files: list[Path], described: str) -> dict:
-    """Full-length songs: whole-process wall time of the default budget, every window and the script (runs
-    interleaved: script, ours, ours, script), and how often each budget's answer is the whole-track answer."""
-    from utils.audio.budget import PLACEMENTS, budget_windows
-    from utils.models.predict import DEFAULT_BUDGET, load_predictor
-
-    base = [whole_process(baseline_cmd(fe, files))]
-    out = {"set": described, "songs": len(files), "default_budget": DEFAULT_BUDGET}
-    for name, options in MODES.items():
-        wall, rss, cpu = whole_process(predict_cmd(model, files, "--format", "csv", *options))
-        out[name] = {"options": options, "wall_s": wall, "songs_per_s": len(files) / wall, "peak_rss_mib": rss,
-                     "cpu_s_per_song": cpu / len(files)}
-        print(name, out[name], flush=True)
-    base.append(whole_process(baseline_cmd(fe, files)))
-    b = statistics.mean(r[0] for r in base)
-    out["baseline"] = {"wall_s": b, "runs_s": [r[0] for r in base], "songs_per_s": len(files) / b}
-    out["ratio_to_baseline"] = out["budget"]["wall_s"] / b
-    out["speedup_vs_every_window"] = out["budget"]["songs_per_s"] / out["every_window"]["songs_per_s"]
-    out["targets"] = {"ratio_to_baseline_at_most": 0.5, "speedup_vs_every_window_at_least": 8.0,
-                      "agreement_at_least": 0.97}
-    # the trade, from every window's probabilities (a budget's windows equal the full decode's: tests/test_predict.py)
-    every = load_predictor(model, jobs=1, max_windows=None)
-    budget = load_predictor(model, jobs=1, max_windows=DEFAULT_BUDGET)
-    whole, agree = [], {p: {n: 0 for n in BUDGETS} for p in PLACEMENTS}
-    checked = 0
-    for path in files:
-        r = every.predict_file(path)
-        whole.append(r.genre)
-        for where in PLACEMENTS:
-            for n in BUDGETS:
-                keep = budget_windows(len(r.window_times), n, where)
-                agree[where][n] += int(r.labels[int(r.window_probabilities[keep].mean(axis=0).argmax())] == r.genre)
-        sought = budget.predict_file(path)  # the budget as the predictor runs it, decoded by seeking
-        keep = budget_windows(len(r.window_times), DEFAULT_BUDGET, "spread")
-        checked += int(np.abs(sought.window_probabilities - r.window_probabilities[keep]).max() <= 1e-3)
-    out["agreement"] = {where: {str(n): k / len(files) for n, k in by.items()} for where, by in agree.items()}
-    out["default_agreement"] = out["agreement"]["spread"][str(DEFAULT_BUDGET)]
-    out["sought_equal_full_decode_songs"] = checked
-    out["whole_track_genres"] = dict(zip((p.name for p in files), whole))
-    out["cross_validated"] = budget_accuracy()
-    out["met"] = {"ratio_to_baseline": out["ratio_to_baseline"] <= 0.5,
-                  "speedup_vs_every_window": out["speedup_vs_every_window"] >= 8.0,
-                  "agreement": out["default_agreement"] >= 0.97}
-    return out
-
-
-def budget_accuracy(path: Path = ROBUSTNESS) -> dict:
-    """The cross-validated accuracy of a window budget on 30 s clips (11 windows), quoted from
-    ``reports/robustness.json`` (key ``windows_analysed``, written by ``scripts/robustness_experiment.py``),
-    in %, or "not measured"."""
-    source = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
-    rows = json.loads(path.read_text()).get("windows_analysed") if path.exists() else None
-    if not rows:
-        return {"measured": False, "note": f"not measured: {source} has no windows_analysed"}
-    return {"measured": True, "source": source,
-            "clean_accuracy": {k: 100 * r["clean"] for k, r in rows.items()},
-            "within_1_point": {k: r.get("within_1_point") for k, r in rows.items()}}
-
-
 def batch_sizes(model: Path, windows: np.ndarray, rounds: int) -> dict:
     """CPU ms per window of the ONNX graph in one thread, by windows per call (best of ``rounds``)."""
     from utils.models.runtime import OnnxRunner, onnx_path
@@ -378,101 +231,6 @@ def batch_sizes(model: Path, windows: np.ndarray, rounds: int) -> dict:
             best = min(best, (time.process_time() - c) / len(x))
         out[str(b)] = best * 1000
     return {"threads": 1, "windows": len(x), "cpu_ms_per_window": out}
-
-
-def one_hour(model: Path, fe, clip: Path, tmp: Path) -> dict:
-    import av
-
-    hour = tmp / "one_hour.mp3"
-    y = audio.load(clip, 22050)
-    with av.open(str(hour), "w") as out:  # 60 min of real music, mp3 128 kbit/s
-        stream = out.add_stream("mp3", rate=22050, layout="mono")
-        stream.bit_rate = 128_000
-        for _ in range(120):
-            frame = av.AudioFrame.from_ndarray(y[None, :], format="flt", layout="mono")
-            frame.sample_rate = 22050
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    seconds = 120 * y.size / 22050
-    ours, every, base = (whole_process(cmd) for cmd in (predict_cmd(model, [hour]),
-                                                        predict_cmd(model, [hour], "--every-window"),
-                                                        baseline_cmd(fe, [hour])))
-    return {"audio_minutes": seconds / 60, "mp3_mib": hour.stat().st_size / 2**20, "ours_s": ours[0],
-            "every_window_s": every[0], "baseline_s": base[0], "ours_peak_rss_mib": ours[1],
-            "every_window_peak_rss_mib": every[1], "baseline_peak_rss_mib": base[1], "ratio": ours[1] / base[1],
-            "target_mib": 800, "target_s": 10}
-
-
-def web(model: Path, mp3: Path, uploads: int, clients: int = 4) -> dict:
-    import httpx
-
-    body = mp3.read_bytes()
-    result = {"clients": clients, "uploads": uploads, "file": mp3.name}
-    for name, runtime, options in (("keras", "keras", []), ("onnx", "onnx", []),
-                                   ("onnx_every_window", "onnx", ["--every-window"])):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        server = subprocess.Popen([sys.executable, "-m", "utils.apps.cli", "serve", "--model", str(model),
-                                   "--port", str(port), "--runtime", runtime, *options], cwd=ROOT, env=ENV,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        # one client each for uploads and health checks, as a real client keeps its connections: the
-        # load generator shares the 2 cores with the server, and a fresh httpx client per request
-        # costs ~28 ms of CPU (its TLS context), ~12 % of what the server spends on a request
-        uploads_client = httpx.Client(timeout=600, limits=httpx.Limits(max_connections=clients))
-        health_client = httpx.Client(timeout=60)
-        try:
-            deadline = time.monotonic() + 300
-            while True:
-                try:
-                    httpx.get(f"{url}/api/health", timeout=5).raise_for_status()
-                    break
-                except httpx.HTTPError:
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise RuntimeError(f"fma-genre serve --runtime {runtime} did not start")
-                    time.sleep(0.2)
-
-
-            def upload(_=None):
-                uploads_client.post(f"{url}/api/predict", files={"file": (mp3.name, body)}).raise_for_status()
-
-            upload()  # warm up
-            health: list[float] = []
-            done = threading.Event()
-
-            def poll():
-                while not done.is_set():
-                    t = time.perf_counter()
-                    health_client.get(f"{url}/api/health").raise_for_status()
-                    health.append(time.perf_counter() - t)
-                    time.sleep(0.2)
-
-            poller = threading.Thread(target=poll)
-            poller.start()
-            from concurrent.futures import ThreadPoolExecutor
-
-            t0 = time.perf_counter()
-            with ThreadPoolExecutor(clients) as pool:
-                list(pool.map(upload, range(uploads)))
-            took = time.perf_counter() - t0
-            done.set()
-            poller.join()
-            result[name] = {"options": options, "requests_per_s": uploads / took, "health_checks": len(health),
-                            "health_median_s": statistics.median(health), "health_max_s": max(health)}
-            print(name, result[name], flush=True)
-        finally:
-            uploads_client.close()
-            health_client.close()
-            server.terminate()
-            server.wait(timeout=60)
-    result["ratio"] = result["onnx"]["requests_per_s"] / result["keras"]["requests_per_s"]
-    result["ratio_every_window"] = result["onnx_every_window"]["requests_per_s"] / result["keras"]["requests_per_s"]
-    result["target_requests_per_s"] = WEB_TARGET
-    result["target_note"] = "3x the 2.95 requests/s issue 15 measured (Keras runtime, every window, 4 clients)"
-    return result
 
 
 def headline(report: dict) -> str:

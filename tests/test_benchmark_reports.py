@@ -1,5 +1,5 @@
 """reports/benchmarks_predict.{json,md} describe the shipped model and quote the current robustness report:
-a retrained model or a new robustness run without a new benchmark run fails here."""
+a retrained model, a new robustness run or another default window budget without a new benchmark run fails here."""
 import importlib.util
 import json
 from pathlib import Path
@@ -17,8 +17,16 @@ def test_benchmark_measured_the_shipped_model():
     assert REPORT["model_sha256"] == source_hash(ROOT / "models" / "default.keras")
 
 
-def test_fast_accuracy_is_the_robustness_reports():
-    assert REPORT["fast_accuracy"] == bench.stride_accuracy()
+def test_the_budgets_accuracy_is_the_robustness_reports():
+    from benchmarks.full_length import budget_accuracy
+
+    assert REPORT["songs"]["cross_validated"] == budget_accuracy()
+
+
+def test_the_default_budget_is_the_one_measured():
+    from utils.models.predict import DEFAULT_BUDGET
+
+    assert REPORT["songs"]["default_budget"] == DEFAULT_BUDGET
 
 
 def test_markdown_is_drawn_from_the_json():

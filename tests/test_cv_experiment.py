@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from utils.data.datasets import gtzan
@@ -29,7 +30,13 @@ def tracks(sample):
     return gtzan(sample / "gtzan")
 
 
+def by_clip(tracks):
+    """The sample without its artists: folds by clip (the sample's blues is one artist)."""
+    return tracks.assign(artist=pd.NA).drop(columns="recording")
+
+
 def test_folds_are_stratified_when_every_genre_fills_them(tracks):
+    tracks = by_clip(tracks)
     folds, stratified = folds_by_class(tracks, 2, 3, seed=0)
     assert stratified and folds.shape == (3, len(tracks))
     for repeat in folds:  # 2 clips per genre, 2 folds: one clip of each genre per fold
@@ -37,7 +44,19 @@ def test_folds_are_stratified_when_every_genre_fills_them(tracks):
         assert (per_genre == 2).all()
 
 
+def test_folds_keep_an_artist_together_dealt_round_robin_when_too_few(tracks):
+    from utils.data.splits import split_groups
+
+    folds, stratified = folds_by_class(tracks, 2, 3, seed=0)  # the sample's blues, jazz, ... are one artist each
+    assert not stratified
+    groups = split_groups(tracks)
+    for repeat in folds:
+        assert (pd.Series(repeat).groupby(groups).nunique() == 1).all()  # no artist in two folds
+        assert sorted(np.unique(repeat)) == [0, 1]
+
+
 def test_too_few_clips_give_round_robin_folds_and_a_named_problem(tracks):
+    tracks = by_clip(tracks)
     folds, stratified = folds_by_class(tracks, 3, 2, seed=0)
     assert not stratified
     for repeat in folds:

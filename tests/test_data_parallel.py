@@ -25,7 +25,9 @@ TRAIN = textwrap.dedent("""
     from utils.models.training import TrainConfig, train
 
     class Replicas(keras.callbacks.Callback):
-        seen = set()
+        def __init__(self):
+            super().__init__()
+            self.seen = set()
 
         def on_train_batch_end(self, batch, logs=None):
             weight = self.model.trainable_weights[0].value
@@ -44,22 +46,26 @@ TRAIN = textwrap.dedent("""
         w = windows(LogMel(fe)(audio.load(path, fe.sample_rate)), fe)
         xs.append(w); ys.append(np.full(len(w), label))
     x, y = np.concatenate(xs), np.concatenate(ys)
-    r = train(TrainConfig(epochs=2, batch_size=16, distribution=sys.argv[5]), (x, y), (x[::3], y[::3]), 2,
-              sys.argv[1], callbacks=(Replicas(),))
-    print(keras.config.backend(), *sorted(Replicas.seen), len(r.history), bool(np.isfinite(r.best_val_loss)))
+    for distribution in sys.argv[5:]:  # each in a run folder of its own, in this one process
+        seen = Replicas()
+        r = train(TrainConfig(epochs=2, batch_size=16, distribution=distribution), (x, y), (x[::3], y[::3]), 2,
+                  f"{sys.argv[1]}-{distribution}", callbacks=(seen,))
+        print(distribution, keras.config.backend(), *sorted(seen.seen), len(r.history),
+              bool(np.isfinite(r.best_val_loss)))
 """)
 
 
-@pytest.mark.parametrize("distribution, seen", [("data_parallel", "(2, 2)"), ("none", "(1, 1)")])
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
-def test_train_runs_on_two_replicas(backend, distribution, seen, tmp_path, sample):
+def test_train_runs_on_two_replicas(backend, tmp_path, sample):
     """Every step of train() with ``data_parallel`` ran under a 2-replica distribution with the
-    weights copied to both devices; without it, on one (so the check can tell them apart)."""
+    weights copied to both devices; without it, on one (so the check can tell them apart). Both runs
+    share one process per backend (the devices are set before the backend starts)."""
     pytest.importorskip(backend)
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
            "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}  # JAX: two CPU devices
     clips = [sample / "gtzan" / "classical" / "classical.00000.wav", sample / "gtzan" / "metal" / "metal.00000.wav"]
-    run = subprocess.run([sys.executable, "-c", TRAIN, str(tmp_path / "run"), backend, *map(str, clips), distribution],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run([sys.executable, "-c", TRAIN, str(tmp_path / "run"), backend, *map(str, clips),
+                          "data_parallel", "none"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert " ".join(run.stdout.split()[-5:]) == f"{backend} {seen} 2 True"
+    lines = [" ".join(line.split()) for line in run.stdout.splitlines() if line.startswith(("data_parallel", "none"))]
+    assert lines == [f"data_parallel {backend} (2, 2) 2 True", f"none {backend} (1, 1) 2 True"]

@@ -12,6 +12,7 @@ import base64
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -119,6 +120,22 @@ def test_the_kernel_is_this_python():
         pipeline.check_kernel("no-such-kernel-here")
 
 
+# what TensorFlow, absl, oneDNN and the CUDA probe print at start-up, and tf.function's retracing notices
+LIBRARY_NOISE = re.compile(r"absl::InitializeLog|oneDNN custom operations|cuInit|cuda_|retracing|"
+                           r"^[IWE]\d{4} \d\d:\d\d:\d\d|This TensorFlow binary is optimized", re.M)
+
+
+def _printed(nb) -> str:
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
+                   if o.output_type == "stream")
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_the_executed_copies_show_no_library_log_noise(name):
+    nb = nbformat.read(ROOT / "notebooks" / "executed" / f"{name}.ipynb", as_version=4)
+    assert not LIBRARY_NOISE.findall(_printed(nb)), LIBRARY_NOISE.findall(_printed(nb))[:5]
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1500)  # the first test to use sample_run pays for the whole run (~3-6 min on 2 cores)
 def test_pipeline_runs_the_five_notebooks_on_the_sample(sample_run):
@@ -137,6 +154,7 @@ def test_pipeline_runs_the_five_notebooks_on_the_sample(sample_run):
         assert not [o for o in outputs if o.output_type == "error"]
         assert any(o.get("data", {}).get("image/png") for o in outputs), f"{name} shows no figure"
         assert (root / "logs" / f"{name}.log").exists()
+        assert not LIBRARY_NOISE.findall(_printed(nb)), (name, LIBRARY_NOISE.findall(_printed(nb))[:5])
     first = nbformat.read(root / "notebooks" / "01_eda.ipynb", as_version=4)
     printed = "".join(o.get("text", "") for c in first.cells if c.cell_type == "code" for o in c.outputs)
     assert f"Python: {sys.executable}" in printed  # the kernel ran this environment's Python

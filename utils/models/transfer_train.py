@@ -1,27 +1,20 @@
 """Training the musicnn transfer model on any labelled track table, in minutes on a CPU.
 
-The tracks (``track_id``, ``path``, ``label``, optional ``split`` and
-``artist``) come from a labelled folder ``DIR/<genre>/*``, a dataset
-(:func:`utils.data.catalog.load_dataset`: GTZAN, FMA) or the audio files of a
-spectrogram cache (:meth:`utils.data.cache.Cache.sources`); a cache's
-spectrograms are not used, as musicnn needs its own front end (:data:`FRONTEND`:
-musicnn's spectrogram with per-window level normalisation).
+The tracks (``track_id``, ``path``, ``label``, optional ``split`` and ``artist``) come
+from a labelled folder ``DIR/<genre>/*``, a dataset (:func:`utils.data.catalog.load_dataset`)
+or the audio files of a spectrogram cache (:meth:`utils.data.cache.Cache.sources`; its
+spectrograms are not used: musicnn needs its own front end, :data:`FRONTEND`).
 
-Each training file is decoded, copied ``copies`` times through the
-augmentation (:class:`utils.audio.augment.RandomChain`, seeded per file and
-copy) and embedded by the frozen musicnn (per-window ``penultimate`` +
-``max_pool``); validation and test files are embedded clean. Each (file, copy)
-is cached as one ``.npy`` under ``<run>/embeddings/``, named by a digest of the
-file, the front end and the copy, so an interrupted run resumes where it
-stopped and a rerun with another head costs seconds. The head(s) are trained
-on the training files' windows. With ``fine_tune`` epochs the composed model
-(musicnn + head) is then fine-tuned end to end on the log-Mel windows of the
-same (file, copy) pairs, cached as float16 under ``<run>/windows/`` and
-streamed from disk batch by batch (a GPU job beyond a few hundred clips). The
-temperature is fitted on the validation files and the model is judged once on
-the test files (a track's probabilities: the mean over its windows); the result
-is one Keras window model saved with its card, which ``predict``, ``organize``
-and ``serve`` take with ``--model``.
+Each training file is decoded, copied ``copies`` times through the augmentation
+(:class:`utils.audio.augment.RandomChain`, seeded per file and copy) and embedded by the
+frozen musicnn; validation and test files are embedded clean. Each (file, copy) is cached
+as one ``.npy`` under ``<run>/embeddings/``, so an interrupted run resumes and a rerun with
+another head costs seconds. The head(s) are trained on the training files' windows, every
+artist of a genre weighing alike where artists are known. With ``fine_tune`` epochs the
+composed model is then tuned end to end on the log-Mel windows of the same (file, copy)
+pairs, cached as float16 under ``<run>/windows/`` and streamed (a GPU job beyond a few
+hundred clips). The temperature is fitted on the validation files and the model judged
+once on the test files; the result is one Keras window model saved with its card.
 """
 from __future__ import annotations
 
@@ -40,7 +33,7 @@ from utils.atomic import write_atomic
 from utils.audio.augment import RandomChain
 from utils.audio import frontend
 from utils.audio.frontend import MUSICNN, LogMel, windows
-from utils.data.splits import SPLITS, Split, make_splits, official_split
+from utils.data.splits import SPLITS, Split, group_weights, make_splits, official_split, split_groups
 from utils.errors import FmaGenreError
 from utils.models.musicnn import band_reference
 from utils.models.transfer import HeadConfig
@@ -63,6 +56,8 @@ class TransferConfig:
     Attributes
     ----------
     head : ``"linear"``, ``"dense"`` (one hidden layer of 256) or ``"ensemble"`` (both, averaged)
+    by_artist : weigh the training windows so that every genre, and every artist within a genre,
+        counts alike (:func:`utils.data.splits.group_weights`), where the tracks name their artists
     copies : augmented copies of each training file, besides the clean one
     epochs : passes of the head over the training windows
     seed : split, augmentation and initialisation
@@ -72,6 +67,7 @@ class TransferConfig:
     """
 
     head: str = "dense"  # the shipped model's (a test holds the two equal)
+    by_artist: bool = True  # the shipped model's (a test holds the two equal)
     copies: int = 3
     epochs: int = 20
     seed: int = 0
@@ -245,11 +241,14 @@ def hash_seed(path: Path, copy: int, seed: int) -> int:
     return int.from_bytes(hashlib.sha1(f"{Path(path).name}|{copy}|{seed}".encode()).digest()[:4], "little")
 
 
-def train_heads(x: np.ndarray, y: np.ndarray, n_classes: int, config: TransferConfig):
-    """The head of ``config.head`` trained on windows ``x`` labelled ``y``: one Keras model, embeddings -> probabilities."""
+def train_heads(x: np.ndarray, y: np.ndarray, n_classes: int, config: TransferConfig,
+                sample_weight: np.ndarray | None = None):
+    """The head of ``config.head`` trained on windows ``x`` labelled ``y`` (weighted by ``sample_weight``):
+    one Keras model, embeddings -> probabilities."""
     from utils.models.transfer import train_head
 
-    heads = {h: train_head(x, y, n_classes, dataclasses.replace(HEADS[h], epochs=config.epochs, seed=config.seed))
+    heads = {h: train_head(x, y, n_classes, dataclasses.replace(HEADS[h], epochs=config.epochs, seed=config.seed),
+                           sample_weight=sample_weight)
              for h in HEAD_CHOICES[config.head]}
     return ensemble(heads)
 
@@ -346,13 +345,18 @@ def train_tracks(tracks: pd.DataFrame, out: str | os.PathLike, config: TransferC
     train = sets["training"]
     x = np.concatenate([e for i in train for e in emb[i]])
     x_labels = np.concatenate([np.full(len(e), y[i]) for i in train for e in emb[i]])
+    weight, weighting = None, "none"
+    if config.by_artist and "artist" in tracks and tracks.artist[train].notna().any():
+        per_track = group_weights(y[train], split_groups(tracks.iloc[train]))
+        weight = np.concatenate([np.full(len(e), w) for w, i in zip(per_track, train) for e in emb[i]])
+        weighting = "every genre, and every artist within a genre, weighs the same (utils.data.splits.group_weights)"
     log(f"training the {config.head} head on {len(x)} windows of {len(train)} files "
         f"(with {config.copies} augmented copies each), {len(labels)} labels; split: {how}")
-    head = train_heads(x, x_labels, len(labels), config)
+    head = train_heads(x, x_labels, len(labels), config, weight)
     model = genre_model(load_musicnn(), head, LAYERS, FRONTEND)
     training = {"base": "MSD_musicnn, frozen", "config": dataclasses.asdict(config),
                 "heads": {h: dataclasses.asdict(HEADS[h]) for h in HEAD_CHOICES[config.head]},
-                "augmentation": f"{config.copies} RandomChain copies per training file"}
+                "augmentation": f"{config.copies} RandomChain copies per training file", "weighting": weighting}
     if config.fine_tune:
         used = sorted({i for s in SPLITS for i in sets[s]})  # a plan may validate on training tracks
         windows_of = window_files([paths[i] for i in used], out / "windows", copies[used], config.seed, log)

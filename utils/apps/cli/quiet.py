@@ -27,7 +27,8 @@ NOISE = re.compile(
     rf"[IW]{_PREFIX}"  # informational and warning lines
     rf"|E{_PREFIX}(?:failed call to cuInit|Unable to register cu\w+ factory)"  # the GPU probe's errors
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$"
-    r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\.$")
+    r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\.$"
+    r"|\[IPKernelApp\] WARNING \| Kernel is running over TCP without encryption")  # a notebook kernel's notice
 
 
 def is_noise(line: str) -> bool:
@@ -78,10 +79,17 @@ def drop_native_logs_for_good() -> None:
 
 def _quiet_python_loggers() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    for name in ("absl", "tensorflow"):  # tf.function retracing and the like are warnings of this logger
-        logging.getLogger(name).setLevel(logging.ERROR)
+    for name in ("absl", "tensorflow"):  # tf.function retracing and the like are warnings of these loggers
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.ERROR)
+        if _errors_only not in logger.filters:  # a filter stays when TensorFlow's import resets the level
+            logger.addFilter(_errors_only)
     # a NumPy deprecation notice from Keras' ONNX export (np.object), not a problem of the user's
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"(keras|tensorflow|tf2onnx)(\.|$)")
+
+
+def _errors_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR
 
 
 def _filter_descriptor_2() -> tuple[int, threading.Thread]:

@@ -39,6 +39,9 @@ def add(sub: argparse._SubParsersAction) -> None:
                    help="FMA subset of tracks.csv (default: medium)")
     p.add_argument("--head", choices=("linear", "dense", "ensemble"), default="dense",
                    help="musicnn's genre head (default: dense, the shipped model's)")
+    p.add_argument("--weighting", choices=("artist", "none"), default="artist",
+                   help="musicnn: artist (default, the shipped model's): every genre, and every artist within it, "
+                        "weighs the same in training where the tracks name their artists; none: every window alike")
     p.add_argument("--copies", type=int, default=3,
                    help="musicnn: augmented copies of each training file (default: 3)")
     p.add_argument("--fine-tune", type=int, default=0, metavar="EPOCHS",
@@ -110,7 +113,8 @@ def run_transfer(args: argparse.Namespace) -> int:
         raise ValueError(f"--dataset {args.dataset} trains the transfer model (--model musicnn); "
                          "CNNs train on --dataset cache --cache DIR")
     tracks, source = transfer_tracks(args)
-    config = TransferConfig(head=args.head, copies=args.copies, epochs=args.epochs or 20, seed=args.seed,
+    config = TransferConfig(head=args.head, by_artist=args.weighting == "artist", copies=args.copies,
+                            epochs=args.epochs or 20, seed=args.seed,
                             fine_tune=args.fine_tune, fine_tune_learning_rate=args.learning_rate or 1e-5,
                             fine_tune_batch_size=args.batch_size)
     out = train_tracks(tracks, args.out, config, source=source, classes=args.classes,
