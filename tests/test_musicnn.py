@@ -188,3 +188,19 @@ def test_bad_layer_or_front_end_is_refused():
     with pytest.raises(ValueError, match=r"sample_rate=22050 \(musicnn: 16000\)"):
         check_frontend(FrontEnd())
     check_frontend(FrontEnd(**{**MUSICNN.to_dict(), "window_hop": 93}))  # overlap is free
+
+
+def test_the_mtt_backbone_is_the_same_network_with_its_own_weights(reference):
+    """MTT_musicnn (MagnaTagATune's 50 tags) loads into the same network, all or nothing, and tags the same
+    clip otherwise than MSD_musicnn does."""
+    from utils.models.musicnn import BACKBONES, build_musicnn, load_weights
+
+    assert set(BACKBONES) == {"msd", "mtt"} and all(p.is_file() for p in BACKBONES.values())
+    lm = LogMel(MUSICNN)
+    clip = reference["clips"][0]
+    patches = windows(lm(audio.load(ROOT / clip, MUSICNN.sample_rate)), MUSICNN, clip)
+    tags = {b: np.asarray(load_weights(build_musicnn(), p).predict_on_batch(patches[:4])) for b, p in BACKBONES.items()}
+    assert all(t.shape == (4, 50) and ((t >= 0) & (t <= 1)).all() for t in tags.values())
+    assert np.abs(tags["msd"] - tags["mtt"]).max() > 0.1
+    with np.load(BACKBONES["mtt"]) as mtt, np.load(BACKBONES["msd"]) as msd:
+        assert sorted(mtt.files) == sorted(msd.files)  # the same 64 variables, other values

@@ -21,11 +21,18 @@ def test_every_block_equals_its_report(doc):
         assert content == (ROOT / file).read_text(), f"{doc}: block {file} is stale: run scripts/render_docs.py"
 
 
-def test_readme_embeds_the_benchmark_and_experiment_reports():
-    embedded = {file for file, _ in render_docs.blocks((ROOT / "README.md").read_text())}
-    names = ("benchmarks_frontend", "benchmarks_cache", "benchmarks_train", "benchmarks_scale", "musicnn_port",
-             "cv_gtzan_summary", "cv_gtzan_reduced_summary")
-    assert {f"reports/{name}.md" for name in names} <= embedded
+def test_the_docs_embed_every_benchmark_and_experiment_report():
+    embedded = {file for doc in render_docs.DOCS for file, _ in render_docs.blocks((ROOT / doc).read_text())}
+    assert {f"reports/{name}.md" for name in render_docs.RENDERERS} <= embedded
+
+
+def test_the_readme_is_a_front_door():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 300 and "make demo" in readme and "make test" in readme
+    embedded = {file for file, _ in render_docs.blocks(readme)}
+    assert {"reports/robustness_headline.md", "reports/benchmarks_predict_headline.md"} <= embedded
+    for page in (ROOT / "docs").glob("*.md"):  # every page is linked from the README and rendered
+        assert f"docs/{page.name}" in readme and f"docs/{page.name}" in render_docs.DOCS
 
 
 @pytest.mark.parametrize("doc", render_docs.DOCS)
@@ -49,7 +56,7 @@ def test_each_report_json_says_where_it_came_from(name):
     assert prov["machine"]["cpu_count"] >= 1 and prov["load_average"]
 
 
-@pytest.mark.parametrize("doc", ["README.md", "slides/deck.md"])
+@pytest.mark.parametrize("doc", [*render_docs.DOCS, "slides/deck.md"])
 def test_no_measured_figure_is_typed_outside_a_block(doc):
     assert render_docs.unsourced_figures((ROOT / doc).read_text()) == []
 

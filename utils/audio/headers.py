@@ -8,6 +8,7 @@ headers (no decoding: about 5 ms for a 4-minute song) so that
 """
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 from dataclasses import dataclass
@@ -128,7 +129,7 @@ class Mp3Frames:
         return int(self.samples.sum()) - self.skipped - self.padding
 
 
-def mp3_frames(data: bytes) -> Mp3Frames | None:
+def mp3_frames(data: bytes | mmap.mmap) -> Mp3Frames | None:
     """Walk the MPEG audio frames of an MP3 file's bytes (after any ID3v2 tag): None when they do not
     form one unbroken chain of Layer III frames at one rate (free format, junk between frames), which
     a caller then decodes without the index.

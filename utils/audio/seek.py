@@ -21,8 +21,10 @@ of context each side, so it equals the full signal's resampling to float roundin
 from __future__ import annotations
 
 import math
+import mmap
 import os
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import soxr
@@ -86,8 +88,11 @@ def _mp3(path) -> Mp3Frames | None:
     memory, must end in the same samples as a plain decode of the file's start (the first 2 s that are
     not digital silence; a file silent for longer is taken on the index's word). None when the headers
     do not chain or the check fails: the file is then decoded by miniaudio's own seek."""
-    with open(path, "rb") as f:
-        data = f.read()
+    with _mapped(path) as data:
+        return _checked_index(path, data)
+
+
+def _checked_index(path, data) -> Mp3Frames | None:
     frames = mp3_frames(data)
     if frames is None:
         return None
@@ -104,6 +109,13 @@ def _mp3(path) -> Mp3Frames | None:
         if np.any(head[-m:]):
             return frames if np.array_equal(head[-m:], mem[-m:]) else None
     return frames
+
+
+@contextmanager
+def _mapped(path) -> Iterator[mmap.mmap]:
+    """The file's bytes, memory-mapped: an hour of MP3 is walked and cut without being read into memory."""
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        yield data
 
 
 def excerpts(path: str | os.PathLike, sr: int, spans: Sequence[tuple[int, int]]) -> Iterator[np.ndarray]:
@@ -136,10 +148,9 @@ def _excerpts(path, sr: int, spans: Sequence[tuple[int, int]]) -> Iterator[np.nd
 def _native_excerpts(path, fmt: str, native: int, spans: list[tuple[int, int]]) -> Iterator[np.ndarray]:
     """Mono samples at the file's own rate ``native`` of each ``(start, stop)`` span (clipped to the file)."""
     if fmt == "mp3" and (frames := _mp3(path)) is not None:
-        with open(path, "rb") as f:
-            data = f.read()
-        for a, b in spans:
-            yield _mp3_excerpt(path, data, frames, a, b)
+        with _mapped(path) as data:
+            for a, b in spans:
+                yield _mp3_excerpt(path, data, frames, a, b)
     elif fmt in ("mp3", "wav", "flac", "ogg"):
         for a, b in spans:
             yield _decoded(path, fmt, native, a, b)
