@@ -460,8 +460,12 @@ def summary_markdown(result: dict) -> str:
     n = block["n_tracks"]
     return "\n".join([*lines, "", f"<small>{n} GTZAN clips, {len(block['classes'])} genres, "
                        f"{result['split']}. {how} `reports/{result.get('name', 'cv_gtzan')}.json`: "
-                       f"{describe(prov)}. GTZAN's faults (repeats, mislabels, no artist filter) and its size "
-                       f"inflate and blur these figures: see the report's caveats.</small>", ""])
+                       f"{describe(prov)}. "
+                       + ("GTZAN's faults (mislabels, distortions) and its size blur these figures"
+                          if "grouped by artist" in result["split"] else
+                          "GTZAN's faults (repeats, mislabels, folds that share artists) and its size inflate and "
+                          "blur these figures")
+                       + ": see the report's caveats.</small>", ""])
 
 
 def experiment(args: argparse.Namespace) -> dict:

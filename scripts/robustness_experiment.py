@@ -240,7 +240,7 @@ def main(argv=None) -> int:
     test_on = ["clean", *(f"family_{f}" for f in FAMILIES), *sox_ffmpeg.CONDITIONS]
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     rows, choices, lofo = nested.cross_validate(data, y, groups, folds, args.copies, test_on, args.lofo_repeats,
-                                                log=log)
+                                                log=log, checkpoints=args.cache / cache_key(paths) / "folds")
     counts = Counter(c["chosen"] for c in choices)
     shipped = counts.most_common(1)[0][0]
     log(f"learning curve of {shipped}")
@@ -301,7 +301,7 @@ def random_fold_accuracy(data, y, groups, folds, n_copies: int, variants: list[s
         accs = []
         for k in np.unique(folds[0]):
             train, test = np.flatnonzero(folds[0] != k), np.flatnonzero(folds[0] == k)
-            heads = nested.train_variant(data, y, groups, train, n_copies, nested.VARIANTS[v], seed=k)
+            heads = nested.train_variant(data, y, groups, train, n_copies, nested.VARIANTS[v], seed=int(k))
             p = nested.pool(*nested.window_probs(heads, nested.VARIANTS[v], data["clean"], test), test)
             accs.append(float((p.argmax(axis=1) == y[test]).mean()))
         out[v] = {"accuracy_mean": float(np.mean(accs)), "accuracy_std": float(np.std(accs, ddof=1)),

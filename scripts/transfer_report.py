@@ -46,7 +46,9 @@ def from_scratch_row(path: Path) -> dict | None:
     name, best = max(task["cnn"]["summary"].items(), key=lambda kv: kv[1]["accuracy_mean"])
     k = 1 + max(max(f) for f in task["folds"].values())
     repeats = best["n_folds"] // k  # the CNNs ran the first repeats of the (longer) baseline fold table
-    return {"model": f"(a) best from-scratch CNN: {name} (scripts/cv_experiment.py, its own folds)",
+    folds = "its own folds, grouped by artist" if "grouped by artist" in cv.get("split", "") else \
+        "its own random folds, sharing artists: optimistic"
+    return {"model": f"(a) best from-scratch CNN: {name} (scripts/cv_experiment.py, {folds})",
             "dataset": f"GTZAN ({task['n_tracks']} clips, {len(task['classes'])} genres)",
             "split": f"{k}-fold x {repeats}, {path.name}",
             "accuracy": (best["accuracy_mean"], best["accuracy_std"]),
@@ -62,7 +64,8 @@ def clean_markdown(results: dict) -> str:
 
     summary = pd.DataFrame(results["summary"])
     folds = np.asarray(results["folds"])
-    split_short = f"{folds.max() + 1}-fold x {len(folds)}, seed {results['head_config']['seed']}"
+    split_short = (f"{folds.max() + 1}-fold x {len(folds)}{', by artist' if 'groups' in results else ''}, "
+                   f"seed {results['head_config']['seed']}")
     dataset = f"GTZAN ({results['n_clips']} clips, {len(results['classes'])} genres)"
     clean = summary[summary.condition == "clean"]
     scratch_row = results["from_scratch_cnn"]  # (mean, std) pairs come back from JSON as lists

@@ -66,7 +66,9 @@ def read_csv(path: Path) -> list[dict]:
 
 @pytest.mark.parametrize("name", list(CNN_MODELS))
 def test_every_model_trains_binary_and_multiclass(name, binary, multiclass, tmp_path):
-    for kind, (tr, va), n in (("binary", binary, 2), ("multi", multiclass, 4)):
+    # every architecture ends in the same output layer (architectures.build_model): the binary form once
+    tasks = (("binary", binary, 2), ("multi", multiclass, 4)) if name == CNN_MODELS[0] else (("multi", multiclass, 4),)
+    for kind, (tr, va), n in tasks:
         result = train(TrainConfig(model=name, epochs=1, batch_size=10), small(tr), small(va), n,
                        tmp_path / kind)
         assert len(result.history) == 1 and np.isfinite(result.history[0]["val_loss"])

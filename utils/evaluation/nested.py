@@ -23,6 +23,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -200,61 +201,97 @@ def track_embeddings(d: Mapping[str, np.ndarray], n_clips: int) -> np.ndarray:
 
 
 def cross_validate(data, y, groups, folds, n_copies, test_on: Sequence[str], lofo_repeats: int,
-                   variants: Mapping[str, Variant] = VARIANTS, log: Callable[[str], None] = print):
+                   variants: Mapping[str, Variant] = VARIANTS, log: Callable[[str], None] = print,
+                   checkpoints: Path | None = None):
     """Every outer fold: the nested choice and its test scores under every condition, every variant for
     reference, the plain musicnn and hand-crafted baselines, the windows-analysed trade and
-    leave-one-family-out. Returns ``(rows, choices, lofo)``."""
-    from utils.models.calibration import apply_temperature, log_probs
+    leave-one-family-out. Returns ``(rows, choices, lofo)``. With ``checkpoints`` (a folder), each outer
+    fold's results are saved there as they are done, under a name that depends on everything they came
+    from, and read back instead of recomputed: a stopped run resumes fold by fold."""
+    import json
+
+    from utils.atomic import write_json
 
     n_clips = len(y)
     pooled = {c: track_embeddings(data[c], n_clips) for c in test_on}
     rows, choices, lofo = [], [], []
+    stamp = _stamp(y, groups, folds, n_copies, test_on, lofo_repeats, variants)
     for r, assignment in enumerate(folds):
         for k in np.unique(assignment):
-            t0 = time.perf_counter()
-            train, test = np.flatnonzero(assignment != k), np.flatnonzero(assignment == k)
-            seed = 1000 * (r + 1) + int(k)
-            chosen, inner_acc, temperature = select_variant(data, y, groups, train, n_copies, seed, variants)
-            heads = {v: train_variant(data, y, groups, train, n_copies, variant, seed=seed)
-                     for v, variant in variants.items()}
-            plain = sklearn_fit(pooled["clean"][train], y[train], seed)
-            crafted = sklearn_fit(data["clean"]["features"][train], y[train], seed)
-            for c in test_on:
-                methods = {}
-                for v, variant in variants.items():
-                    p, track = window_probs(heads[v], variant, data[c], test)
-                    methods[f"{v} (reference)"] = pool(p, track, test)
-                    if v != chosen:
-                        continue
-                    methods[CHOSEN] = methods[f"{v} (reference)"]
-                    methods[f"{CHOSEN}, geometric pooling"] = pool(p, track, test, "geometric")
-                    methods[f"{CHOSEN}, every 2 windows"] = pool(p[analysed(track, 2)], track[analysed(track, 2)], test)
-                    for n in BUDGETS:
-                        for where in PLACEMENTS:
-                            keep = analysed(track, budget=n, placement=where)
-                            methods[f"{CHOSEN}, {n} windows, {where}"] = pool(p[keep], track[keep], test)
-                methods["plain musicnn track mean+max + logreg, clean training"] = plain.predict_proba(pooled[c][test])
-                if "features" in data[c]:  # clean and the SoX / FFmpeg conditions
-                    methods["hand-crafted features + logreg, clean training"] = \
-                        crafted.predict_proba(data[c]["features"][test])
-                for name, p in methods.items():
-                    row = {"method": name, "condition": c, "repeat": r, "fold": int(k),
-                           "accuracy": float((p.argmax(axis=1) == y[test]).mean())}
-                    if name == CHOSEN and c == "clean":
-                        q = apply_temperature(log_probs(p), temperature)
-                        row["log_loss_calibrated"] = float(-np.log(np.maximum(q[np.arange(len(test)), y[test]],
-                                                                               1e-12)).mean())
-                    rows.append(row)
-            choices.append({"repeat": r, "fold": int(k), "chosen": chosen, "temperature": temperature,
-                            "inner_validation_accuracy": inner_acc})
-            if r < lofo_repeats:
-                for f in FAMILIES:
-                    held = train_variant(data, y, groups, train, n_copies, variants[chosen], exclude=f, seed=seed)
-                    p = pool(*window_probs(held, variants[chosen], data[f"family_{f}"], test), test)
-                    lofo.append({"family": f, "repeat": r, "fold": int(k), "chosen": chosen,
-                                 "accuracy": float((p.argmax(axis=1) == y[test]).mean())})
-            log(f"repeat {r} fold {k}: chose {chosen}, {time.perf_counter() - t0:.0f} s")
+            done = None if checkpoints is None else checkpoints / f"{stamp}-r{r}-f{int(k)}.json"
+            if done is not None and done.is_file():
+                saved = json.loads(done.read_text())
+                rows, choices, lofo = rows + saved["rows"], choices + [saved["choice"]], lofo + saved["lofo"]
+                log(f"repeat {r} fold {k}: chose {saved['choice']['chosen']} (read from {done.name})")
+                continue
+            fold_rows, choice, fold_lofo = _outer_fold(data, y, groups, assignment, int(k), r, n_copies, test_on,
+                                                       lofo_repeats, variants, pooled, log)
+            rows, choices, lofo = rows + fold_rows, choices + [choice], lofo + fold_lofo
+            if done is not None:
+                write_json(done, {"rows": fold_rows, "choice": choice, "lofo": fold_lofo})
     return rows, choices, lofo
+
+
+def _stamp(*parts) -> str:
+    """A short digest of what an outer fold's results depend on (its data are named by the embedding cache)."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for p in parts:
+        h.update(repr(p.tolist() if isinstance(p, np.ndarray) else p).encode())
+    return h.hexdigest()[:12]
+
+
+def _outer_fold(data, y, groups, assignment, k: int, r: int, n_copies, test_on, lofo_repeats, variants, pooled,
+                log) -> tuple[list[dict], dict, list[dict]]:
+    """One outer fold of :func:`cross_validate`: ``(rows, choice, lofo rows)``."""
+    from utils.models.calibration import apply_temperature, log_probs
+
+    rows, lofo = [], []
+    t0 = time.perf_counter()
+    train, test = np.flatnonzero(assignment != k), np.flatnonzero(assignment == k)
+    seed = 1000 * (r + 1) + int(k)
+    chosen, inner_acc, temperature = select_variant(data, y, groups, train, n_copies, seed, variants)
+    heads = {v: train_variant(data, y, groups, train, n_copies, variant, seed=seed)
+             for v, variant in variants.items()}
+    plain = sklearn_fit(pooled["clean"][train], y[train], seed)
+    crafted = sklearn_fit(data["clean"]["features"][train], y[train], seed)
+    for c in test_on:
+        methods = {}
+        for v, variant in variants.items():
+            p, track = window_probs(heads[v], variant, data[c], test)
+            methods[f"{v} (reference)"] = pool(p, track, test)
+            if v != chosen:
+                continue
+            methods[CHOSEN] = methods[f"{v} (reference)"]
+            methods[f"{CHOSEN}, geometric pooling"] = pool(p, track, test, "geometric")
+            methods[f"{CHOSEN}, every 2 windows"] = pool(p[analysed(track, 2)], track[analysed(track, 2)], test)
+            for n in BUDGETS:
+                for where in PLACEMENTS:
+                    keep = analysed(track, budget=n, placement=where)
+                    methods[f"{CHOSEN}, {n} windows, {where}"] = pool(p[keep], track[keep], test)
+        methods["plain musicnn track mean+max + logreg, clean training"] = plain.predict_proba(pooled[c][test])
+        if "features" in data[c]:  # clean and the SoX / FFmpeg conditions
+            methods["hand-crafted features + logreg, clean training"] = \
+                crafted.predict_proba(data[c]["features"][test])
+        for name, p in methods.items():
+            row = {"method": name, "condition": c, "repeat": r, "fold": int(k),
+                   "accuracy": float((p.argmax(axis=1) == y[test]).mean())}
+            if name == CHOSEN and c == "clean":
+                q = apply_temperature(log_probs(p), temperature)
+                row["log_loss_calibrated"] = float(-np.log(np.maximum(q[np.arange(len(test)), y[test]],
+                                                                       1e-12)).mean())
+            rows.append(row)
+    choice = {"repeat": r, "fold": int(k), "chosen": chosen, "temperature": temperature,
+              "inner_validation_accuracy": inner_acc}
+    if r < lofo_repeats:
+        for f in FAMILIES:
+            held = train_variant(data, y, groups, train, n_copies, variants[chosen], exclude=f, seed=seed)
+            p = pool(*window_probs(held, variants[chosen], data[f"family_{f}"], test), test)
+            lofo.append({"family": f, "repeat": r, "fold": int(k), "chosen": chosen,
+                         "accuracy": float((p.argmax(axis=1) == y[test]).mean())})
+    log(f"repeat {r} fold {k}: chose {chosen}, {time.perf_counter() - t0:.0f} s")
+    return rows, choice, lofo
 
 
 def learning_curve(data, y, groups, folds, n_copies, variant: Variant, sizes: Sequence[int] = (1, 2, 3),
