@@ -416,9 +416,12 @@ def main(argv=None) -> int:
     from utils.evaluation.reports import write_report
     from utils.models.transfer import pooled_embedding
 
+    from utils.evaluation.provenance import finish, provenance
+
     args = parse_args(argv)
     if args.render_only:
         return render_only(args.reports, args.from_scratch)
+    block = provenance(["scripts/transfer_experiment.py", *(argv if argv is not None else sys.argv[1:])])
     roots, note, tracks, classes, y = load_gtzan(args.gtzan)
     root = roots[0]
     counts = tracks.label.value_counts()
@@ -478,9 +481,12 @@ def main(argv=None) -> int:
         "augmentation": f"{n_augment} RandomDegradation copies of each training clip, besides the clean one",
         "head_config": dataclasses.asdict(head_config), "head_candidate": chosen,
         "augmented_copies_per_clip": n_augment,
-        "head_selection": "chosen among CANDIDATES by worst-case accuracy (clean and each degradation) on "
-                          f"other folds of the same clips (stratified {n_splits}-fold, seed {args.seed + 1}; "
-                          "reports/transfer_selection.json, --select), so mildly optimistic",
+        "head_selection": ("chosen among CANDIDATES by worst-case accuracy (clean and each degradation) on "
+                           f"other folds of the same clips (stratified {n_splits}-fold grouped by artist, seed "
+                           f"{args.seed + 1}; reports/transfer_selection.json, --select), so mildly optimistic"
+                           if args.select else
+                           "the recorded CHOSEN candidate, chosen by --select in an earlier run on the 70 gtzan_mini "
+                           "clips with random folds (reports/transfer_selection.json); not chosen on these folds"),
         "summary": summary.to_dict("records"), "per_fold": rows,
         "from_scratch_cnn": from_scratch_row(args.from_scratch),
         "default": {"method": default, "temperature": temperature, "worst_case_accuracy": worst,
@@ -488,6 +494,7 @@ def main(argv=None) -> int:
                                         for c in test_on}},
         "timing_s_per_30s_clip": timing,
     }
+    results = {"provenance": finish(block), **results}
     write_json(args.reports / "transfer_results.json", results)
     write_text(args.reports / "transfer_results.md", text := markdown(results))
     print(text)

@@ -226,12 +226,16 @@ def test_train_uses_the_shipped_models_front_end():
     assert FrontEnd.from_dict(card["frontend"]) == FRONTEND
 
 
-def test_train_defaults_to_the_shipped_models_head():
-    """The robustness experiment chose the shipped head; `fma-genre train` and TransferConfig default to it."""
+def test_train_defaults_to_the_shipped_models_recipe():
+    """The robustness experiment chose the shipped recipe; `fma-genre train` and TransferConfig default to it:
+    its head, its embeddings and its weighting of artists."""
     from utils.apps.cli import build_parser
-    from utils.models.transfer_train import HEAD_CHOICES, HEADS, TransferConfig
-    card = json.loads((ROOT / "models" / "default.card.json").read_text())["training"]["heads"]
-    default = TransferConfig().head
-    assert HEAD_CHOICES[default] == tuple(card)
+    from utils.models.transfer_train import HEAD_CHOICES, HEADS, LAYERS, TransferConfig
+    training = json.loads((ROOT / "models" / "default.card.json").read_text())["training"]
+    card = training["heads"]
+    default = TransferConfig()
+    assert HEAD_CHOICES[default.head] == tuple(card) and tuple(training["embeddings"]) == LAYERS
     assert json.loads(json.dumps({h: dataclasses.asdict(HEADS[h]) | {"seed": 0} for h in card})) == card
-    assert build_parser().parse_args(["train", "--model", "musicnn", "--out", "x"]).head == default
+    assert default.by_artist == (training["weighting"] != "none")
+    args = build_parser().parse_args(["train", "--model", "musicnn", "--out", "x"])
+    assert args.head == default.head and (args.weighting == "artist") == default.by_artist

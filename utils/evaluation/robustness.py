@@ -129,11 +129,14 @@ def markdown(results: dict) -> str:
     if cue:
         lines += ["", "## One rate for two sources", "",
                   f"The clips come from two folders, one at GTZAN's 22,050 Hz and one a 16 kHz copy; everything "
-                  f"here works at {sr:,} Hz. How well hand-crafted features tell the two folders apart (logistic "
-                  f"regression, artist-grouped 5-fold; always the larger folder: {pct(cue['majority'])} %):", "",
+                  f"here works at {sr:,} Hz. How well features tell the two folders apart (logistic regression, "
+                  f"artist-grouped 5-fold; always the larger folder: {pct(cue['majority'])} %):", "",
                   "| features computed at | folder told apart (%) |", "|---|---|",
                   f"| 22,050 Hz (an empty band above 8 kHz on one folder) | {pct(cue['accuracy_at_22050_hz'])} |",
                   f"| {sr:,} Hz (this experiment) | {pct(cue[f'accuracy_at_{sr}_hz'])} |"]
+        if "accuracy_musicnn_embeddings" in cue:
+            lines += [f"| the embeddings the heads read (MSD musicnn, {sr:,} Hz) | "
+                      f"{pct(cue['accuracy_musicnn_embeddings'])} |"]
     lines += ["", "## Training artists", "",
               f"The shipped recipe ({results['shipped_variant']}) trained on the clips of n artists per genre "
               "(drawn at random per fold; fewer where a genre has fewer in training), tested on the same "
