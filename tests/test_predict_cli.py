@@ -118,10 +118,12 @@ def test_ctrl_c_exits_within_2_s(jobs, tiny_model, gtzan_wavs, tmp_path):
 
 
 def test_the_window_budget_is_the_default_and_the_output_says_so(tiny_model, sample, capsys):
+    from utils.models.predict import DEFAULT_BUDGET
+
     wav = sample / "gtzan" / "metal" / "metal.00000.wav"  # 30 s: 20 windows of the tiny model's front end
     assert main(["predict", str(wav), "--model", str(tiny_model), "--format", "json", "--segments"]) == 0
     budget, = json.loads(capsys.readouterr().out)
-    assert budget["windows_analysed"] == budget["window_budget"] == 8 and len(budget["segments"]) >= 1
+    assert budget["windows_analysed"] == budget["window_budget"] == DEFAULT_BUDGET and len(budget["segments"]) >= 1
     assert main(["predict", str(wav), "--model", str(tiny_model), "--format", "csv", "--every-window"]) == 0
     header, row = capsys.readouterr().out.splitlines()
     fields = dict(zip(header.split(","), row.split(",")))

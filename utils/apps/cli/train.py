@@ -37,8 +37,8 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metadata", type=Path, help="FMA's tracks.csv or a flat export (--dataset fma)")
     p.add_argument("--subset", choices=("small", "medium", "large", "full"), default="medium",
                    help="FMA subset of tracks.csv (default: medium)")
-    p.add_argument("--head", choices=("linear", "dense", "ensemble"), default="dense",
-                   help="musicnn's genre head (default: dense, the shipped model's)")
+    p.add_argument("--head", choices=("linear", "dense", "ensemble"), default="linear",
+                   help="musicnn's genre head (default: linear, the shipped model's)")
     p.add_argument("--weighting", choices=("artist", "none"), default="artist",
                    help="musicnn: artist (default, the shipped model's): every genre, and every artist within it, "
                         "weighs the same in training where the tracks name their artists; none: every window alike")
