@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -69,11 +70,27 @@ def shrink_png(data: str, max_width: int = 800) -> str:
     return base64.b64encode(out.getvalue()).decode("ascii")
 
 
+def rebase_links(markdown: str, home: Path, dest: Path) -> str:
+    """``markdown`` with its relative links, written for a file in ``home``, rewritten for one in ``dest``.
+
+    Examples
+    --------
+    >>> rebase_links("[a](../docs/x.md#y)", Path("/r/notebooks"), Path("/r/notebooks/executed"))
+    '[a](../../docs/x.md#y)'
+    """
+    def rebase(m: re.Match) -> str:
+        target = os.path.relpath((home / m[1]).resolve(), dest.resolve())
+        return f"]({Path(target).as_posix()}{m[2] or ''})"
+
+    return re.sub(r"\]\((?![a-z]+:|#|/)([^)#\s]+)(#[^)\s]*)?\)", rebase, markdown)
+
+
 def publish(run: str | os.PathLike, dest: str | os.PathLike, max_width: int = 800) -> list[Path]:
     """Copy the executed notebooks of the run folder ``run`` to ``dest``, made fit to commit.
 
     Figures are shrunk (:func:`shrink_png`), audio players are replaced by
-    :data:`AUDIO_STUB`, and the absolute paths of this checkout and of the
+    :data:`AUDIO_STUB`, relative links in markdown are rebased so they still
+    lead to the same file from a ``dest`` inside the checkout, and the absolute paths of this checkout and of the
     Python environment become relative (``data/sample/...``, ``runs/NAME/...``
     for a run inside the checkout, ``.venv/...``). Raises :class:`PipelineError`
     naming a notebook the run has not executed.
@@ -83,7 +100,7 @@ def publish(run: str | os.PathLike, dest: str | os.PathLike, max_width: int = 80
     run = Path(run).resolve()
     replace = sorted({f"{REPO}/": "", f"{sys.prefix}/": ".venv/", str(REPO): "."}.items(),
                      key=lambda kv: -len(kv[0]))
-    written = []
+    written, inside = [], Path(dest).resolve().is_relative_to(REPO)
     for name in NOTEBOOKS:
         source = run / "notebooks" / f"{name}.ipynb"
         if not source.is_file():
@@ -93,6 +110,8 @@ def publish(run: str | os.PathLike, dest: str | os.PathLike, max_width: int = 80
             text = text.replace(old, new)
         nb = nbformat.reads(text, as_version=4)
         for cell in nb.cells:
+            if cell.cell_type == "markdown" and inside:
+                cell.source = rebase_links(cell.source, REPO / "notebooks", Path(dest))
             for output in cell.get("outputs", []):
                 data = output.get("data", {})
                 if "<audio" in data.get("text/html", ""):
