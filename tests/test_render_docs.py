@@ -78,3 +78,13 @@ def test_refresh_rewrites_stale_blocks_and_check_reports_them(tmp_path):
     assert fresh == "intro\n<!-- BEGIN reports/a.md -->\n| a | 2.0x |\n<!-- END reports/a.md -->\nend\n"
     assert dict(render_docs.blocks(fresh)) == {"reports/a.md": "| a | 2.0x |\n"}
     assert render_docs.refresh(fresh, lambda f: (tmp_path / f).read_text()) == fresh
+
+
+def test_the_window_budget_the_pages_state_is_the_predictors():
+    from utils.models.predict import DEFAULT_BUDGET
+
+    said = re.compile(r"(?:at most|judged on|At most) (\d+)(?: of its 3 s)? windows|\((\d+) windows a track by default")
+    for doc in (*render_docs.DOCS, "slides/deck.md"):
+        text = re.sub(r"<!-- BEGIN .*?<!-- END [^>]*-->", "", (ROOT / doc).read_text(), flags=re.S)
+        stated = {int(a or b) for a, b in said.findall(" ".join(text.split()))}
+        assert stated <= {DEFAULT_BUDGET}, f"{doc} states a budget of {stated}; the predictor's is {DEFAULT_BUDGET}"
