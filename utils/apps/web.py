@@ -225,8 +225,10 @@ def _classify(predictor: Predictor, path: str, name: str, config: WebConfig) -> 
         raise HTTPException(422, f"{name}: {err.problem}") from None
     body = result.to_dict(k=3)
     body["path"] = name
-    body["segments"] = [{"start": s, "end": e, "genre": g, "probability": p} for s, e, g, p in result.segments()]
     body["duration"] = n / native
+    # the last window's frames reach up to a hop past the end (centred frames); the timeline stops at the end
+    body["segments"] = [{"start": s, "end": min(e, body["duration"]), "genre": g, "probability": p}
+                        for s, e, g, p in result.segments()]
     body["spectrogram_png"] = spectrogram_png(predictor.logmel(opening))
     body["spectrogram_seconds"] = shown / fe.sample_rate
     return body
