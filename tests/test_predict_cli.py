@@ -144,3 +144,15 @@ def test_windows_and_every_window_exclude_each_other(capsys):
     with pytest.raises(SystemExit):
         main(["predict", "x.mp3", "--windows", "4", "--every-window"])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["predict", "x.mp3"], ["organize", "in", "out"], ["serve"]])
+def test_predict_organize_and_serve_take_the_budget_by_default(command):
+    from utils.apps.cli import build_parser
+    from utils.apps.cli.predict import max_windows
+    from utils.models.predict import DEFAULT_BUDGET
+
+    parser = build_parser()
+    assert max_windows(parser.parse_args(command)) == DEFAULT_BUDGET
+    assert max_windows(parser.parse_args([*command, "--windows", "4"])) == 4
+    assert max_windows(parser.parse_args([*command, "--every-window"])) is None
