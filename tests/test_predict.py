@@ -133,6 +133,17 @@ def test_a_budget_judges_a_song_on_spread_windows_that_equal_a_full_decode(long_
     np.testing.assert_allclose(batched[long_song].probabilities, b.probabilities, rtol=0, atol=1e-5)
 
 
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg (apt-get install ffmpeg)")
+def test_a_budget_reads_an_mp3s_frame_index_once(long_song, monkeypatch):
+    from utils.audio import seek
+
+    walks = []
+    real = seek._mp3
+    monkeypatch.setattr(seek, "_mp3", lambda path: walks.append(path) or real(path))
+    assert len(load_predictor(None, jobs=1, max_windows=8).predict_file(long_song).window_times) == 8
+    assert len(walks) == 1  # one walk and check serve the length and every excerpt
+
+
 def test_a_track_within_the_budget_is_judged_on_every_window(fma_mp3s):
     every = load_predictor(None, jobs=1, max_windows=None).predict_file(fma_mp3s[0])
     within = load_predictor(None, jobs=1, max_windows=16).predict_file(fma_mp3s[0])

@@ -216,9 +216,10 @@ def _classify(predictor: Predictor, path: str, name: str, config: WebConfig) -> 
             raise HTTPException(415, f"{name}: not an accepted audio file (starts with {head!r}); "
                                      "send MP3, WAV, FLAC, Ogg, M4A or AIFF")
         result = predictor.predict_file(path)
-        n, native = seek.length(path)
+        track = seek.probe(path)
+        n, native = track.n_samples, track.sample_rate
         shown = min(round(n * fe.sample_rate / native), int(config.spectrogram_seconds * fe.sample_rate))
-        opening = next(seek.excerpts(path, fe.sample_rate, [(0, shown)]))  # the first seconds, decoded again
+        opening = next(seek.excerpts(track, fe.sample_rate, [(0, shown)]))  # the first seconds, decoded again
     except audio.EmptyFileError:
         raise HTTPException(422, f"{name}: empty file (0 bytes)") from None
     except audio.AudioError as err:

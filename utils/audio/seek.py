@@ -1,6 +1,6 @@
 """Excerpts of a file decoded without decoding what lies between them.
 
-A track's length comes from its headers (:func:`length`), and each excerpt is
+A track's length comes from its headers (:func:`length`; :func:`probe` reads them once for both), and each excerpt is
 decoded from the file position that holds it (:func:`excerpts`), equal to the
 same samples of a full decode (:func:`utils.audio.decoder.load`):
 
@@ -25,6 +25,7 @@ import mmap
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import soxr
@@ -45,15 +46,42 @@ def _checked(path: str | os.PathLike) -> str:
     return fmt
 
 
-def length(path: str | os.PathLike) -> tuple[int, int]:
-    """``(samples, rate in Hz)`` of a full decode of ``path``, from its headers (no audio is decoded
-    for MP3, WAV, FLAC and Ogg Vorbis; FFmpeg's container duration otherwise, to a frame).
-    Raises :class:`utils.audio.decoder.AudioError` for a file that cannot be used."""
+@dataclass(frozen=True, eq=False)
+class Probe:
+    """What :func:`probe` read of a file, once: its container, length and (MP3) checked frame index, so
+    that :func:`length` and :func:`excerpts` given it read none of that again."""
+
+    path: str
+    fmt: str
+    n_samples: int
+    sample_rate: int
+    frames: Mp3Frames | None  # an MP3's checked index; None: the decoder's own seek, or one FFmpeg pass
+
+
+def probe(path: str | os.PathLike) -> Probe:
+    """The :class:`Probe` of ``path``: its checks, its length from its headers and, for an MP3, its
+    frame index checked against the decoder. Raises :class:`utils.audio.decoder.AudioError` for a file
+    that cannot be used."""
     fmt = _checked(path)
-    if fmt == "mp3":
-        frames = _mp3(path)
-        if frames is not None:
-            return frames.n_samples, frames.sample_rate
+    frames = _mp3(path) if fmt == "mp3" else None
+    n, sr = (frames.n_samples, frames.sample_rate) if frames is not None else _header_length(path, fmt)
+    return Probe(os.fspath(path), fmt, n, sr, frames)
+
+
+def _probed(source: str | os.PathLike | Probe) -> Probe:
+    return source if isinstance(source, Probe) else probe(source)
+
+
+def length(source: str | os.PathLike | Probe) -> tuple[int, int]:
+    """``(samples, rate in Hz)`` of a full decode of ``source`` (a path, or its :class:`Probe`), from its
+    headers (no audio is decoded for MP3, WAV, FLAC and Ogg Vorbis; FFmpeg's container duration
+    otherwise, to a frame). Raises :class:`utils.audio.decoder.AudioError` for a file that cannot be used."""
+    p = _probed(source)
+    return p.n_samples, p.sample_rate
+
+
+def _header_length(path, fmt: str) -> tuple[int, int]:
+    """``(samples, rate)`` from the headers of a file without a checked MP3 index."""
     if fmt in ("mp3", "wav", "flac", "ogg"):
         import miniaudio
 
@@ -118,20 +146,21 @@ def _mapped(path) -> Iterator[mmap.mmap]:
         yield data
 
 
-def excerpts(path: str | os.PathLike, sr: int, spans: Sequence[tuple[int, int]]) -> Iterator[np.ndarray]:
+def excerpts(source: str | os.PathLike | Probe, sr: int, spans: Sequence[tuple[int, int]]) -> Iterator[np.ndarray]:
     """Mono float32 samples at ``sr`` Hz of each ``(start, stop)`` span of ``load(path, sr)``, in order
-    (spans in samples at ``sr``, sorted by start); zeros beyond the file's ends.
+    (spans in samples at ``sr``, sorted by start); zeros beyond the file's ends. ``source``: the path,
+    or its :class:`Probe` (the file's checks and index are then not made again).
 
     Equal to slicing the full decode to the resampler's float rounding. Raises
     :class:`utils.audio.decoder.AudioError` for a file that cannot be used.
     """
-    for start, y in zip((s for s, _ in spans), _excerpts(path, sr, [(max(0, a), b) for a, b in spans])):
+    p = _probed(source)
+    for start, y in zip((s for s, _ in spans), _excerpts(p, sr, [(max(0, a), b) for a, b in spans])):
         yield np.concatenate([np.zeros(-start, np.float32), y]) if start < 0 else y
 
 
-def _excerpts(path, sr: int, spans: Sequence[tuple[int, int]]) -> Iterator[np.ndarray]:
-    fmt = _checked(path)
-    n_native, native = length(path)
+def _excerpts(p: Probe, sr: int, spans: Sequence[tuple[int, int]]) -> Iterator[np.ndarray]:
+    n_native, native = p.n_samples, p.sample_rate
     step = native // math.gcd(native, sr)  # native samples between starts where both rates meet
     context = step * math.ceil(CONTEXT_SECONDS * native / step)
     wanted = []
@@ -139,23 +168,23 @@ def _excerpts(path, sr: int, spans: Sequence[tuple[int, int]]) -> Iterator[np.nd
         a = max(0, (start * native // sr) // step * step - context)
         b = min(n_native, -(-stop * native // sr) + context)
         wanted.append((a, max(a, b), start, stop))
-    native_parts = _native_excerpts(path, fmt, native, [(a, b) for a, b, _, _ in wanted])
+    native_parts = _native_excerpts(p, [(a, b) for a, b, _, _ in wanted])
     for (a, _, start, stop), y in zip(wanted, native_parts):
         out = y if native == sr else soxr.resample(y, native, sr, quality="HQ")
         yield _slice(np.asarray(out[start - a * sr // native:], np.float32), stop - start)
 
 
-def _native_excerpts(path, fmt: str, native: int, spans: list[tuple[int, int]]) -> Iterator[np.ndarray]:
-    """Mono samples at the file's own rate ``native`` of each ``(start, stop)`` span (clipped to the file)."""
-    if fmt == "mp3" and (frames := _mp3(path)) is not None:
-        with _mapped(path) as data:
+def _native_excerpts(p: Probe, spans: list[tuple[int, int]]) -> Iterator[np.ndarray]:
+    """Mono samples at the file's own rate of each ``(start, stop)`` span (clipped to the file)."""
+    if p.frames is not None:
+        with _mapped(p.path) as data:
             for a, b in spans:
-                yield _mp3_excerpt(path, data, frames, a, b)
-    elif fmt in ("mp3", "wav", "flac", "ogg"):
+                yield _mp3_excerpt(p.path, data, p.frames, a, b)
+    elif p.fmt in ("mp3", "wav", "flac", "ogg"):
         for a, b in spans:
-            yield _decoded(path, fmt, native, a, b)
+            yield _decoded(p.path, p.fmt, p.sample_rate, a, b)
     else:
-        yield from _one_pass(path, fmt, spans)
+        yield from _one_pass(p.path, p.fmt, spans)
 
 
 def _decoded(path, fmt: str, native: int, a: int, b: int) -> np.ndarray:

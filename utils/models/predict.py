@@ -158,37 +158,38 @@ class Predictor:
         that cannot be used.
         """
         if self.max_windows is not None and on_frames is None and offset == 0.0 and duration is None:
-            starts = self.budget_starts(path)
+            track = seek.probe(path)  # its checks and MP3 index, read once for the length and the excerpts
+            starts = self.budget_starts(track)
             if starts is not None:
-                yield from self._sought(path, starts)
+                yield from self._sought(track, starts)
                 return
         frames = self.logmel.stream(audio.stream(path, self.frontend.sample_rate, self.block_seconds, offset, duration))
         if on_frames is not None:
             frames = _tap(frames, on_frames)
         yield from stream_windows(frames, self.frontend, source=str(path))
 
-    def budget_starts(self, path: str | Path) -> np.ndarray | None:
-        """First frames of the windows the budget analyses in ``path``, from its length alone; None when
-        the budget covers every window."""
+    def budget_starts(self, source: str | Path | seek.Probe) -> np.ndarray | None:
+        """First frames of the windows the budget analyses in ``source`` (a path, or its
+        :func:`utils.audio.seek.probe`), from its length alone; None when the budget covers every window."""
         fe = self.frontend
-        n, native = seek.length(path)
+        n, native = seek.length(source)
         starts = window_starts(fe.n_frames(round(n * fe.sample_rate / native)), fe)
         chosen = budget_windows(len(starts), self.max_windows, self.placement)
         return None if len(chosen) == len(starts) else starts[chosen]
 
-    def _sought(self, path: str | Path, starts: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    def _sought(self, track: seek.Probe, starts: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         """The windows at ``starts``, each decoded on its own; the whole stream after them when none is audible."""
         fe, hop, half = self.frontend, self.frontend.hop_length, self.frontend.n_fft // 2
         spans = [(int(s) * hop - half, (int(s) + fe.window_frames - 1) * hop + half) for s in starts]
         heard = False
-        for s, y in zip(starts, seek.excerpts(path, fe.sample_rate, spans)):
+        for s, y in zip(starts, seek.excerpts(track, fe.sample_rate, spans)):
             window = normalize_level(self.logmel.frames(y), fe)
             heard = heard or bool(audible(window, fe))
             yield int(s), window
         if not heard:
-            frames = self.logmel.stream(audio.stream(path, fe.sample_rate, self.block_seconds))
+            frames = self.logmel.stream(audio.stream(track.path, fe.sample_rate, self.block_seconds))
             done = set(starts.tolist())
-            yield from ((s, w) for s, w in stream_windows(frames, fe, source=str(path)) if s not in done)
+            yield from ((s, w) for s, w in stream_windows(frames, fe, source=track.path) if s not in done)
 
     def predict_file(self, path: str | Path, offset: float = 0.0, duration: float | None = None,
                      on_frames: Callable[[np.ndarray], None] | None = None) -> TrackPrediction:
