@@ -90,7 +90,8 @@ def publish(run: str | os.PathLike, dest: str | os.PathLike, max_width: int = 80
 
     Figures are shrunk (:func:`shrink_png`), audio players are replaced by
     :data:`AUDIO_STUB`, relative links in markdown are rebased so they still
-    lead to the same file from a ``dest`` inside the checkout, and the absolute paths of this checkout and of the
+    lead to the same file from a ``dest`` inside the checkout
+    (:func:`rebase_links`), and the absolute paths of this checkout and of the
     Python environment become relative (``data/sample/...``, ``runs/NAME/...``
     for a run inside the checkout, ``.venv/...``). Raises :class:`PipelineError`
     naming a notebook the run has not executed.
