@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from utils import audio
+from utils.apps.tags import GenreTags, write_tags
 from utils.atomic import check_writable, write_atomic, write_text
 from utils.errors import FmaGenreError
 from utils.models.predict import Predictor, TrackPrediction
@@ -45,12 +46,14 @@ class OrganizeError(FmaGenreError):
 @dataclass(frozen=True)
 class OrganizeConfig:
     """How to organise: ``mode`` (copy, hardlink or symlink), ``min_probability`` (below it a
-    track goes to ``_uncertain/``), ``write_tags`` (genre tag in the copies), ``dry_run``."""
+    track goes to ``_uncertain/``), ``write_tags`` (genre tags in the copies, :mod:`utils.apps.tags`),
+    ``dry_run``, ``model`` (the model's name written into the tags, :func:`utils.apps.tags.model_name`)."""
 
     mode: str = "copy"
     min_probability: float = 0.0
     write_tags: bool = False
     dry_run: bool = False
+    model: str = "default"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -179,7 +182,7 @@ def _place(src: Path, rel: Path, result: TrackPrediction, dest: Path, config: Or
             raise OrganizeError(src, _placing_error(err, dest / target, config.mode)) from None
         if config.write_tags:
             try:
-                write_genre_tag(dest / target, genre)
+                write_tags(dest / target, GenreTags(genre, genre, p, config.model))
             except audio.AudioError as err:
                 return dataclasses.replace(placed, error=f"copied, but {err.problem}")
     return placed
@@ -242,26 +245,6 @@ def _link_or_copy(src: Path, target: Path, mode: str) -> None:
         write_atomic(target, lambda tmp: os.link(src, tmp))
     else:
         write_atomic(target, lambda tmp: os.symlink(src.resolve(), tmp))
-
-
-def write_genre_tag(path: Path, genre: str) -> None:
-    """Write ``genre`` into the file's genre tag (ID3 TCON in MP3, WAV and AIFF; Vorbis/FLAC GENRE; MP4 ©gen)."""
-    import mutagen
-    from mutagen.id3 import ID3, TCON
-
-    try:
-        tagged = mutagen.File(path, easy=True)
-        if tagged is None:
-            raise mutagen.MutagenError("no tag format known for this kind of file")
-        if tagged.tags is None:
-            tagged.add_tags()
-        if isinstance(tagged.tags, ID3):  # WAV and AIFF carry a plain ID3 tag, which takes frames, not text
-            tagged.tags.setall("TCON", [TCON(encoding=3, text=[genre])])
-        else:
-            tagged["genre"] = genre
-        tagged.save()
-    except (mutagen.MutagenError, KeyError, TypeError, ValueError) as err:
-        raise audio.AudioDecodeError(path, f"cannot write a genre tag: {err}") from None
 
 
 def _append_journal(dest: Path, placed: Placement) -> None:

@@ -23,7 +23,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=("copy", "hardlink", "symlink"), default="copy", help="default: copy")
     p.add_argument("--min-probability", type=float, default=0.0,
                    help="tracks whose top genre is less probable go to DEST/_uncertain/ (default: 0)")
-    p.add_argument("--write-tags", action="store_true", help="write the genre into the copies' tags")
+    p.add_argument("--write-tags", action="store_true",
+                   help="write the genre into the copies' tags (and the model's genre, probability and name "
+                        "into FMA_GENRE, FMA_GENRE_PROBABILITY, FMA_GENRE_MODEL)")
     p.add_argument("--dry-run", action="store_true", help="show what would be done; write nothing")
     add_runtime_options(p)
     p.set_defaults(run=run)
@@ -31,9 +33,10 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from utils.apps.organize import OrganizeConfig, organize
+    from utils.apps.tags import model_name
     from utils.models.predict import load_predictor
 
-    config = OrganizeConfig(args.mode, args.min_probability, args.write_tags, args.dry_run)
+    config = OrganizeConfig(args.mode, args.min_probability, args.write_tags, args.dry_run, model_name(args.model))
     predictor = load_predictor(args.model, args.runtime, jobs=args.jobs, max_windows=max_windows(args))
     placed = []
     for p in tqdm(organize(predictor, args.sources, args.dest, config, jobs=args.jobs), unit="file",
