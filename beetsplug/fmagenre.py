@@ -34,6 +34,7 @@ import signal
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from beets import ui
 from beets.dbcore import types
@@ -42,7 +43,10 @@ from beets.plugins import BeetsPlugin
 
 from utils import audio
 from utils.apps import tags
-from utils.models.predict import DEFAULT_BUDGET, Predictor
+from utils.apps.cli import quiet
+
+if TYPE_CHECKING:  # the model's modules load only when a command classifies: beets imports every plugin at start
+    from utils.models.predict import Predictor
 
 FIELDS = ("fmagenre", "fmagenre_probability", "fmagenre_model", "fmagenre_taxonomy")
 
@@ -63,11 +67,11 @@ class Settings:
     write : write the tags into the files too
     """
 
-    model: str = "default"
-    windows: int = DEFAULT_BUDGET
-    min_probability: float = 0.5
-    write_genre: bool = False
-    names: str | Mapping[str, str] = "model"
+    model: str
+    windows: int
+    min_probability: float
+    write_genre: bool
+    names: str | Mapping[str, str]
     force: bool = False
     pretend: bool = False
     write: bool = False
@@ -107,8 +111,9 @@ class FmaGenrePlugin(BeetsPlugin):
 
     def __init__(self) -> None:
         super().__init__()
-        self.config.add({"model": "default", "windows": DEFAULT_BUDGET, "min_probability": 0.5,
-                         "write_genre": False, "names": "model", "auto": False})
+        # windows: the Predictor's DEFAULT_BUDGET unless set, read when a command runs
+        self.config.add({"model": "default", "min_probability": 0.5, "write_genre": False, "names": "model",
+                         "auto": False})
         self._predictors: dict[tuple[str, int], Predictor] = {}
         if self.config["auto"].get(bool):
             self.register_listener("import_task_files", self.imported)
@@ -133,7 +138,10 @@ class FmaGenrePlugin(BeetsPlugin):
 
     def settings(self, **options) -> Settings:
         """The configuration, with the options given (those not None) over it; one line if it is invalid."""
-        chosen = {"model": self.config["model"].as_str(), "windows": self.config["windows"].get(int),
+        from utils.models.predict import DEFAULT_BUDGET
+
+        windows = self.config["windows"].get(int) if self.config["windows"].exists() else DEFAULT_BUDGET
+        chosen = {"model": self.config["model"].as_str(), "windows": windows,
                   "min_probability": self.config["min_probability"].as_number(),
                   "write_genre": self.config["write_genre"].get(bool), "names": self.config["names"].get()}
         chosen.update({k: v for k, v in options.items() if v is not None})
@@ -154,7 +162,8 @@ class FmaGenrePlugin(BeetsPlugin):
         items = list(lib.items(args))
         tally = Tally()
         try:
-            self.classify(lib, items, settings, tally, show=True)
+            with quiet.native_logs_filtered():  # TensorFlow's C++ log lines, should a model need Keras
+                self.classify(lib, items, settings, tally, show=True)
         except KeyboardInterrupt:
             raise ui.UserError(f"interrupted: {tally.classified} of {len(items)} items done, the others untouched; "
                                "run it again to do the rest") from None
@@ -166,7 +175,8 @@ class FmaGenrePlugin(BeetsPlugin):
     def imported(self, session, task) -> None:
         """``import_task_files``: classify what the import added, writing tags if the import writes them."""
         settings = dataclasses.replace(self.settings(), write=bool(session.config["write"].get(bool)))
-        self.classify(session.lib, task.imported_items(), settings, Tally(), show=False)
+        with quiet.native_logs_filtered():
+            self.classify(session.lib, task.imported_items(), settings, Tally(), show=False)
 
     def predictor(self, settings: Settings) -> Predictor:
         """The model of ``settings``, loaded once per process (an import calls for it every album)."""
@@ -204,7 +214,12 @@ class FmaGenrePlugin(BeetsPlugin):
             if outcome == "filled":
                 item.genres = [name]
             if show:
-                ui.show_model_changes(item, fields=("fmagenre", "fmagenre_probability", "genres"))
+                ui.show_model_changes(item, fields=("fmagenre", "fmagenre_probability", "genres"), always=True)
+                if outcome == "kept":
+                    ui.print_(f"  genres kept: {'; '.join(item.genres)} (--force replaces it)")
+                elif outcome == "unsure":
+                    ui.print_(f"  genres left as they are: {probability:.2f} is below min_probability "
+                              f"{settings.min_probability}")
             else:
                 self._log.info("{}: {} {:.2f}", item.filepath, name, probability)
             written = tags.GenreTags(name if outcome == "filled" else None, name, probability, model)

@@ -188,12 +188,14 @@ def test_interrupted_run_leaves_each_item_untouched_or_complete(library, signum)
     assert all(complete(item) for item in library.items().values())
 
 
-def test_auto_classifies_on_import(tmp_path, sample):
-    lib = Library(tmp_path, "  auto: yes\n  names: fma\n")
+def test_auto_classifies_on_import_with_names_of_ones_own(tmp_path, sample):
+    names = "".join(f"    {genre}: {genre.upper()}\n" for genre in tags.GTZAN)  # a mapping in config.yaml
+    lib = Library(tmp_path, f"  auto: yes\n  names:\n{names}")
     lib.beet("import", "-A", str(sample / "fma" / "audio"))
     items = lib.items()
-    assert len(items) == 10 and all(complete(item) for item in items.values())
-    assert {item["fmagenre_taxonomy"] for item in items.values()} == {"fma"}
+    assert len(items) == 10 and all(complete(item) for item in items.values())  # the import writes tags
+    assert {item["fmagenre_taxonomy"] for item in items.values()} == {"custom"}
+    assert {item["fmagenre"] for item in items.values()} <= {genre.upper() for genre in tags.GTZAN}
 
 
 def test_bad_options_are_one_line(library):
