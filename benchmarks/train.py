@@ -1,7 +1,8 @@
 """Model speed and memory on CPU: training and inference windows/s, peak memory, one clip end to end.
 
 Each model runs in a fresh process (so its peak resident memory is its own)
-on the real GTZAN sample: all clips' 128 x 128 windows, 10 genres. Training
+on real GTZAN clips (default: ../shared/data/gtzan_mini, never bundled): all clips' 128 x 128
+windows, 10 genres. Training
 speed is the best of the epochs after the first (which includes tracing and
 compilation), measured through :func:`utils.models.training.train`, per-epoch
 checkpoint commits included. Inference is ``predict_proba`` over the same
@@ -12,7 +13,7 @@ both measured in the same run. Writes the figures with their provenance to
 ``reports/benchmarks_train.json`` and the README's table to
 ``reports/benchmarks_train.md``.
 
-    python benchmarks/train.py [--data data/sample/gtzan] [--epochs 3] [--models cnn crnn ...]
+    python benchmarks/train.py [--data ../shared/data/gtzan_mini] [--epochs 3] [--models cnn crnn ...]
     KERAS_BACKEND=jax python benchmarks/train.py
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from utils.data.datasets import SHARED_DATA
 from utils.evaluation.provenance import describe, finish, provenance, write_report
 from utils.models.registry import CNN_MODELS
 
@@ -107,7 +109,7 @@ def _seconds(fn) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path("data/sample/gtzan"))
+    ap.add_argument("--data", type=Path, default=SHARED_DATA / "gtzan_mini", help="GTZAN folder <genre>/*.wav")
     ap.add_argument("--epochs", type=int, default=3, help="training epochs per model (>= 2)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--models", nargs="+", default=list(CNN_MODELS))
@@ -157,8 +159,8 @@ def markdown(report: dict) -> str:
         lines.append(f"| {r['name']} | {r['params']:,} | {r['train_wps']:.0f} "
                      f"| {r['train_wps'] / base['train_wps']:.2f}x | {r['infer_wps']:.0f} "
                      f"| {sum(r['clip'].values()) * 1e3:.0f} ms |")
-    return "\n".join([*lines, "", f"<small>{base['backend']} backend, {base['windows']} windows of the sample's "
-                       f"GTZAN clips, batch {report['batch_size']}, best of epochs 2-{report['epochs']}; "
+    return "\n".join([*lines, "", f"<small>{base['backend']} backend, {base['windows']} windows of the "
+                       f"GTZAN clips of `{report['data']}`, batch {report['batch_size']}, best of epochs 2-{report['epochs']}; "
                        f"`reports/benchmarks_train.json`: {describe(report['provenance'])}.</small>", ""])
 
 

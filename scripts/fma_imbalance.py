@@ -15,7 +15,11 @@
 
 Writes ``<out>/fma_imbalance.json`` and ``<out>/figures/fma_imbalance.png``::
 
-    python scripts/fma_imbalance.py --gtzan /work/shared/data/gtzan_mini --out reports/
+    python scripts/fma_imbalance.py --gtzan ../shared/data/gtzan_mini --out reports/
+
+GTZAN is not bundled (it may not be redistributed): it is read from the shared
+data folder beside the repository, and an absent folder stops the script with
+one line.
 """
 from __future__ import annotations
 
@@ -25,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from utils.data.datasets import SHARED_DATA
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
@@ -39,8 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--metadata", type=Path, default=SAMPLE / "fma" / "metadata" / "fma-rock-vs-hiphop.csv.gz")
     p.add_argument("--audio", type=Path, default=SAMPLE / "fma" / "audio", help="FMA audio root <id[:3]>/<id>.mp3")
-    p.add_argument("--gtzan", type=Path, default=Path("/work/shared/data/gtzan_mini"),
-                   help="GTZAN folder for the out-of-dataset test (falls back to data/sample/gtzan)")
+    p.add_argument("--gtzan", type=Path, default=SHARED_DATA / "gtzan_mini",
+                   help="GTZAN folder for the out-of-dataset test")
     p.add_argument("--out", type=Path, default=ROOT / "reports")
     p.add_argument("--work", type=Path, default=Path("/tmp/fma-genre-imbalance"), help="caches and runs")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -137,11 +143,8 @@ def gtzan_test(root: Path, work: Path) -> tuple[np.ndarray, np.ndarray, np.ndarr
     from utils.data.cache import Cache, extract
     from utils.data.datasets import gtzan
 
-    data = {"root": str(root), "fallback": False}
-    if not root.is_dir():
-        data = {"root": str(SAMPLE / "gtzan"), "fallback": True, "requested": str(root)}
-        root = SAMPLE / "gtzan"
-    tracks = gtzan(root)
+    data = {"root": str(root)}
+    tracks = gtzan(root)  # an absent folder: DatasetError
     tracks = tracks[tracks.label.isin(list(GTZAN_GENRES))].assign(label=lambda t: t.label.map(GTZAN_GENRES))
     cache_dir = work / f"gtzan-cache-{root.name}"
     print(extract(tracks.reset_index(drop=True), cache_dir, progress=False), file=sys.stderr)

@@ -36,8 +36,9 @@ from utils import audio
 from utils.audio.frontend import MUSICNN, LogMel, windows
 
 ROOT = Path(__file__).resolve().parents[1]
-CLIPS = ("data/sample/gtzan/classical/classical.00000.wav", "data/sample/gtzan/hiphop/hiphop.00000.wav",
-         "data/sample/gtzan/metal/metal.00000.wav", "data/sample/fma/audio/000/000002.mp3",
+# paths from the repository: GTZAN clips are read from the shared data folder beside it, never bundled
+CLIPS = ("../shared/data/gtzan_mini/classical/classical.00000.wav", "../shared/data/gtzan_mini/hiphop/hiphop.00000.wav",
+         "../shared/data/gtzan_mini/metal/metal.00000.wav", "data/sample/fma/audio/000/000002.mp3",
          "data/sample/fma/audio/001/001039.mp3")
 OUT = ROOT / "tests" / "fixtures" / "musicnn_reference.npz"
 OUTPUTS = ("tags", "penultimate", "max_pool", "mean_pool")

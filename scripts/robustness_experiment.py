@@ -47,6 +47,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from utils.atomic import write_atomic
+from utils.data.datasets import SHARED_DATA
 from utils.audio import decoder as audio
 from utils.audio.augment import FAMILIES, RandomChain, family_copy
 from utils.audio.frontend import LogMel, windows
@@ -195,9 +196,9 @@ def load_tracks(roots: list[Path]) -> pd.DataFrame:
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--gtzan", type=Path, nargs="+", default=[ROOT / "data" / "sample" / "gtzan"],
-                   help="GTZAN-layout folders <genre>/<genre>.NNNNN.wav, read together (default: data/sample/gtzan, "
-                        "too small for this experiment: it says so)")
+    p.add_argument("--gtzan", type=Path, nargs="+", default=[SHARED_DATA / "gtzan_mini", SHARED_DATA / "gtzan_more"],
+                   help="GTZAN-layout folders <genre>/<genre>.NNNNN.wav, read together (default: the 99 clips of "
+                        "../shared/data/gtzan_mini and gtzan_more; GTZAN is never bundled)")
     p.add_argument("--copies", type=int, default=3, help="augmented copies per training clip (default 3)")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--repeats", type=int, default=3)

@@ -18,7 +18,7 @@ Each clip is decoded once at 22,050 Hz, mono, goes through each condition as a
 that file through :func:`utils.models.predict.load_predictor`, as a user's
 file would be. Writes ``reports/stress_probe.json`` and ``.md``.
 
-    python scripts/stress_probe.py [--gtzan data/sample/gtzan] [--fma data/sample/fma/audio] \
+    python scripts/stress_probe.py [--gtzan ../shared/data/gtzan_mini] [--fma data/sample/fma/audio] \
         [--model models/default.keras]
 """
 from __future__ import annotations
@@ -36,6 +36,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from utils.data.datasets import SHARED_DATA  # noqa: E402
 from utils.evaluation import conditions  # noqa: E402
 from utils.evaluation.probes import answers_of, first_clips  # noqa: E402
 from utils.evaluation.provenance import finish, provenance, write_report  # noqa: E402
@@ -90,7 +91,7 @@ def markdown(report: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--gtzan", type=Path, default=ROOT / "data" / "sample" / "gtzan", help="GTZAN folder (genre/*.wav)")
+    ap.add_argument("--gtzan", type=Path, default=SHARED_DATA / "gtzan_mini", help="GTZAN folder (genre/*.wav)")
     ap.add_argument("--per-genre", type=int, default=2, help="GTZAN clips of each genre (default 2)")
     ap.add_argument("--fma", type=Path, default=ROOT / "data" / "sample" / "fma" / "audio",
                     help="folder of FMA clips (*/*.mp3), none of them in training")

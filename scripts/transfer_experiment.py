@@ -36,6 +36,7 @@ from utils import audio
 from utils.atomic import write_atomic, write_text
 from utils.audio.degrade import DEGRADATIONS, RandomDegradation
 from utils.evaluation.features import FeatureConfig, feature_vector
+from utils.data.datasets import SHARED_DATA
 from utils.models.musicnn import WEIGHTS, MusicnnEmbedder
 from utils.models.transfer import HeadConfig
 
@@ -352,8 +353,9 @@ def select_head(data, y: np.ndarray, folds: np.ndarray, test_on: list[str], repo
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--gtzan", type=Path, nargs="+", default=[ROOT / "data" / "sample" / "gtzan"],
-                   help="GTZAN-layout folders <genre>/<genre>.NNNNN.wav, read together (default: data/sample/gtzan)")
+    p.add_argument("--gtzan", type=Path, nargs="+", default=[SHARED_DATA / "gtzan_mini"],
+                   help="GTZAN-layout folders <genre>/<genre>.NNNNN.wav, read together (default: ../shared/data/"
+                        "gtzan_mini; GTZAN is never bundled)")
     p.add_argument("--folds", type=int, default=5, help="k of stratified k-fold (default 5; fewer if a "
                                                         "genre has fewer clips)")
     p.add_argument("--repeats", type=int, default=3, help="repeats with reshuffled folds (default 3)")
@@ -373,20 +375,18 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def load_gtzan(paths: list[Path]):
-    """``(roots, note, tracks, classes, y)`` of the GTZAN folders read together; falls back to
-    data/sample/gtzan (and says so) if none of ``paths`` is there."""
+    """``(roots, tracks, classes, y)`` of the GTZAN folders read together; an absent one stops the
+    script with one line."""
     import pandas as pd
 
     from utils.data.datasets import gtzan
 
-    roots, note = [p for p in paths if p.is_dir()], ""
-    if not roots:
-        note = f"{' '.join(map(str, paths))} not found: fell back to data/sample/gtzan"
-        print(note, file=sys.stderr)
-        roots = [ROOT / "data" / "sample" / "gtzan"]
-    tracks = pd.concat([gtzan(r) for r in roots], ignore_index=True)
+    if missing := [p for p in paths if not p.is_dir()]:
+        sys.exit(f"transfer_experiment: {missing[0]}: no such folder (GTZAN is read from ../shared/data, "
+                 "never bundled)")
+    tracks = pd.concat([gtzan(r) for r in paths], ignore_index=True)
     classes = sorted(tracks.label.unique())
-    return roots, note, tracks, classes, tracks.label.map({c: i for i, c in enumerate(classes)}).to_numpy()
+    return paths, tracks, classes, tracks.label.map({c: i for i, c in enumerate(classes)}).to_numpy()
 
 
 def render_only(reports: Path, scratch: Path) -> int:
@@ -422,7 +422,7 @@ def main(argv=None) -> int:
     if args.render_only:
         return render_only(args.reports, args.from_scratch)
     block = provenance(["scripts/transfer_experiment.py", *(argv if argv is not None else sys.argv[1:])])
-    roots, note, tracks, classes, y = load_gtzan(args.gtzan)
+    roots, tracks, classes, y = load_gtzan(args.gtzan)
     root = roots[0]
     counts = tracks.label.value_counts()
     n_splits, n_classes = min(args.folds, int(counts.min())), len(classes)
@@ -472,7 +472,7 @@ def main(argv=None) -> int:
     timing = measure_timing(tracks.path[0], final, classes, data, y, track_lr,
                             make_baselines(args.seed)[best_baseline(summary)])
     results = {
-        "issue": 10, "dataset": "GTZAN", "root": str(root), "roots": [str(r) for r in roots], "note": note,
+        "issue": 10, "dataset": "GTZAN", "root": str(root), "roots": [str(r) for r in roots],
         "classes": classes, "groups": groups.tolist(),
         "n_clips": len(y), "split": split, "folds": folds.tolist(),
         "degradations": {k: repr(v) for k, v in DEGRADATIONS.items()}, "degradation_rate_hz": SR,

@@ -9,12 +9,12 @@ import soundfile as sf
 from utils import audio
 
 
-def test_decodes_real_mp3_and_wav_to_mono_float32(fma_mp3s, gtzan_wavs):
+def test_decodes_real_mp3_and_wav_to_mono_float32(fma_mp3s, fma_wavs):
     y, sr = audio.decode(fma_mp3s[0])  # FMA: 44.1 kHz stereo, mixed to mono
     assert sr == 44100 and y.dtype == np.float32 and y.ndim == 1
     assert 29.5 < y.size / sr < 30.5 and 0.01 < np.abs(y).max() <= 1.0
-    y, sr = audio.decode(gtzan_wavs[0])
-    reference, ref_sr = sf.read(gtzan_wavs[0], dtype="float32")
+    y, sr = audio.decode(fma_wavs[0])
+    reference, ref_sr = sf.read(fma_wavs[0], dtype="float32")
     assert sr == ref_sr == 22050
     np.testing.assert_array_equal(y, reference)  # 16-bit PCM: bit-exact with libsndfile
 
@@ -39,8 +39,8 @@ def test_load_resamples_to_the_target_rate(fma_mp3s):
 
 
 @pytest.mark.parametrize("kind", ["wav", "mp3"])
-def test_excerpt_equals_the_same_part_of_the_whole(kind, fma_mp3s, gtzan_wavs):
-    path = gtzan_wavs[3] if kind == "wav" else fma_mp3s[2]
+def test_excerpt_equals_the_same_part_of_the_whole(kind, fma_mp3s, fma_wavs):
+    path = fma_wavs[3] if kind == "wav" else fma_mp3s[2]
     whole, sr = audio.decode(path)
     part, _ = audio.decode(path, offset=10.0, duration=5.0)
     assert part.size == 5 * sr
@@ -48,9 +48,9 @@ def test_excerpt_equals_the_same_part_of_the_whole(kind, fma_mp3s, gtzan_wavs):
     np.testing.assert_allclose(part, whole[start:start + part.size], atol=1e-6)
 
 
-def test_excerpt_of_a_long_file_decodes_only_what_is_asked(tmp_path, gtzan_wavs):
-    # ten minutes of real music (one GTZAN clip repeated), 16-bit at 22,050 Hz
-    clip, sr = sf.read(gtzan_wavs[5], dtype="int16")
+def test_excerpt_of_a_long_file_decodes_only_what_is_asked(tmp_path, fma_wavs):
+    # ten minutes of real music (one sample clip repeated), 16-bit at 22,050 Hz
+    clip, sr = sf.read(fma_wavs[5], dtype="int16")
     long_file = tmp_path / "ten_minutes.wav"
     sf.write(long_file, np.tile(clip, 20), sr, subtype="PCM_16")
     tracemalloc.start()
@@ -69,9 +69,9 @@ def test_stream_equals_load_in_blocks(fma_mp3s):
     np.testing.assert_allclose(np.concatenate(blocks), whole, atol=1e-5)
 
 
-def test_other_containers_go_through_ffmpeg(tmp_path, gtzan_wavs):
+def test_other_containers_go_through_ffmpeg(tmp_path, fma_wavs):
     av = pytest.importorskip("av")
-    clip, sr = sf.read(gtzan_wavs[0], dtype="float32")
+    clip, sr = sf.read(fma_wavs[0], dtype="float32")
     m4a = tmp_path / "clip.m4a"
     with av.open(str(m4a), "w") as out:  # real music, AAC-encoded by FFmpeg
         s = out.add_stream("aac", rate=sr)
@@ -90,8 +90,8 @@ def test_other_containers_go_through_ffmpeg(tmp_path, gtzan_wavs):
 
 
 def test_find_audio_lists_folders_recursively(sample):
-    found = audio.find_audio([sample / "gtzan"])
-    assert len(found) == 20 and all(f.suffix == ".wav" for f in found)
+    found = audio.find_audio([sample])  # the clips, not the metadata beside them
+    assert len(found) == 10 and all(f.suffix == ".mp3" for f in found)
     with pytest.raises(audio.MissingFileError, match="no such file or folder"):
         audio.find_audio([sample / "nope"])
 
@@ -149,8 +149,8 @@ def test_whole_mp3s_are_not_reported_truncated(fma_mp3s):
         audio.load(path, 22050, duration=1.0)
 
 
-def test_truncated_wav(tmp_path, gtzan_wavs):
-    data = gtzan_wavs[0].read_bytes()
+def test_truncated_wav(tmp_path, fma_wavs):
+    data = fma_wavs[0].read_bytes()
     cut = tmp_path / "cut.wav"
     cut.write_bytes(data[: len(data) // 3])
     _expect(audio.TruncatedAudioError, cut, "WAV data chunk declares")
@@ -162,8 +162,8 @@ def test_silent_audio(tmp_path):
     _expect(audio.SilentAudioError, silent, "silent audio \\(peak 0, digital silence\\)")
 
 
-def test_non_finite_samples(tmp_path, gtzan_wavs):
-    y, sr = sf.read(gtzan_wavs[0], dtype="float32")
+def test_non_finite_samples(tmp_path, fma_wavs):
+    y, sr = sf.read(fma_wavs[0], dtype="float32")
     y[1000] = np.nan
     bad = tmp_path / "nan.wav"
     sf.write(bad, y, sr, subtype="FLOAT")
@@ -174,12 +174,12 @@ def test_folder_given_as_file(tmp_path):
     _expect(audio.MissingFileError, tmp_path, "not a regular file")
 
 
-def test_offset_past_the_end(gtzan_wavs):
+def test_offset_past_the_end(fma_wavs):
     with pytest.raises(audio.AudioDecodeError, match="no audio samples after 100 s"):
-        audio.load(gtzan_wavs[0], 22050, offset=100.0)
+        audio.load(fma_wavs[0], 22050, offset=100.0)
 
 
-def test_sniff_knows_the_sample_formats(fma_mp3s, gtzan_wavs):
+def test_sniff_knows_the_sample_formats(fma_mp3s, fma_wavs):
     assert audio.sniff(fma_mp3s[0]) == "mp3"
-    assert audio.sniff(gtzan_wavs[0]) == "wav"
+    assert audio.sniff(fma_wavs[0]) == "wav"
     assert audio.sniff(Path(__file__)) == "unknown"

@@ -10,8 +10,8 @@ SR = 22050
 
 
 @pytest.fixture(scope="module")
-def clip(gtzan_wavs) -> np.ndarray:
-    return audio.load(gtzan_wavs[0], SR, duration=8.0)
+def clip(fma_wavs) -> np.ndarray:
+    return audio.load(fma_wavs[0], SR, duration=8.0)
 
 
 def test_chain_is_seeded_and_keeps_length(clip):

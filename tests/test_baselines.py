@@ -1,4 +1,4 @@
-"""Baselines and repeated stratified k-fold on the real GTZAN sample (20 clips, 2 per genre)."""
+"""Baselines and repeated stratified k-fold on 20 real GTZAN clips (2 per genre of ../shared/data/gtzan_mini)."""
 import json
 from pathlib import Path
 
@@ -13,24 +13,22 @@ from utils.evaluation.reports import results_table
 from utils.evaluation.features import feature_vector, features_table, save_features
 from utils.apps.cli import main
 
-SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample" / "gtzan"
-CLIPS = sorted(SAMPLE.glob("*/*.wav"))
 SR, SEGMENT_S, N_SEGMENTS = 22050, 3, 10
 
 
 @pytest.fixture(scope="module")
-def clip_features() -> tuple[pd.DataFrame, np.ndarray, list[str]]:
-    """One feature vector per 30 s clip, integer genre labels and genre names."""
-    table, failures = features_table(CLIPS, progress=False)
+def clip_features(gtzan_wavs) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    """One feature vector per 30 s GTZAN clip (2 per genre), integer genre labels and genre names."""
+    table, failures = features_table(gtzan_wavs, progress=False)
     assert not failures
-    genres = sorted({p.parent.name for p in CLIPS})
+    genres = sorted({p.parent.name for p in gtzan_wavs})
     return table, np.array([genres.index(Path(p).parent.name) for p in table.index]), genres
 
 
 @pytest.fixture(scope="module")
-def segment_features() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def segment_features(gtzan_wavs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Classical vs metal (4 clips): features of ten 3 s segments per clip, label 1 = metal, clip index."""
-    clips = [p for p in CLIPS if p.parent.name in ("classical", "metal")]
+    clips = [p for p in gtzan_wavs if p.parent.name in ("classical", "metal")]
     rows, labels, clip_ids = [], [], []
     for i, path in enumerate(clips):
         y = audio.load(path, SR)

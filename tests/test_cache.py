@@ -18,7 +18,9 @@ from utils.data import batches
 
 from utils.data import cache
 
+from conftest import SAMPLE_TRACKS
 from utils.apps import cli
+from utils.data.catalog import load_dataset
 from utils.audio.frontend import MUSICNN, FrontEnd, LogMel, windows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,21 +32,21 @@ def table(rows: list[tuple[str, Path, str | None, str | None]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["track_id", "path", "label", "split"])
 
 
-def gtzan(n_genres: int) -> pd.DataFrame:
-    """Two real clips of each of the first ``n_genres`` GTZAN genres, labelled."""
-    genres = sorted(p.name for p in (SAMPLE / "gtzan").iterdir())[:n_genres]
-    return table([(f"{g}.{i:05d}", SAMPLE / "gtzan" / g / f"{g}.{i:05d}.wav", g, None)
-                  for g in genres for i in (0, 1)])
+def fma_clips(n: int) -> pd.DataFrame:
+    """The first ``n`` bundled FMA clips, labelled with their genres, unsplit."""
+    tracks = load_dataset("fma", SAMPLE / "fma" / "audio", SAMPLE_TRACKS, subset="small")[0].head(n)
+    return table([(t.track_id, Path(t.path), t.label, None) for t in tracks.itertuples()])
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """A cache of two real FMA mp3s and two GTZAN wavs, in two shards."""
+def built(tmp_path_factory, fma_wavs):
+    """A cache of two real FMA mp3s and two FMA clips as wavs, in two shards."""
+    wav = {p.stem: p for p in fma_wavs}
     tracks = table([
         ("000002", SAMPLE / "fma/audio/000/000002.mp3", "Hip-Hop", "training"),
         ("001039", SAMPLE / "fma/audio/001/001039.mp3", "Rock", "test"),
-        ("blues.00000", SAMPLE / "gtzan/blues/blues.00000.wav", "blues", None),
-        ("classical.00000", SAMPLE / "gtzan/classical/classical.00000.wav", "classical", "validation"),
+        ("001066", wav["001066"], "Experimental", None),
+        ("000140", wav["000140"], "Folk", "validation"),
     ])
     out = tmp_path_factory.mktemp("cache")
     summary = cache.extract(tracks, out, FE, shard_size=3, progress=False)
@@ -75,9 +77,9 @@ def test_extracted_windows_equal_logmel_in_float16(built):
 def test_a_short_track_reads_as_frontend_windows_fill_it_whatever_fill_the_cache_holds(tmp_path):
     """A 2 s excerpt of a real clip (under one 3 s window): the cache gives the window frontend.windows
     gives, and so does a cache whose filler frames are silence (as caches were written before)."""
-    y = audio.load(SAMPLE / "gtzan/metal/metal.00000.wav", FE.sample_rate, offset=10.0, duration=2.0)
+    y = audio.load(SAMPLE / "fma/audio/001/001039.mp3", FE.sample_rate, offset=10.0, duration=2.0)
     sf.write(tmp_path / "short.wav", y, FE.sample_rate)
-    cache.extract(table([("short", tmp_path / "short.wav", "metal", None)]), tmp_path / "c", FE, progress=False)
+    cache.extract(table([("short", tmp_path / "short.wav", "Rock", None)]), tmp_path / "c", FE, progress=False)
     expected = windows(LogMel(FE)(audio.load(tmp_path / "short.wav", FE.sample_rate)), FE)
     c = cache.Cache(tmp_path / "c", FE)
     n = int(c.tracks.n_frames.iloc[0])
@@ -96,9 +98,9 @@ def test_windows_selected_by_split_and_labels(built):
     c = cache.Cache(out)
     assert set(c.windows(split="training").track_id) == {"000002"}
     assert set(c.windows(split=["training", "test"]).track_id) == {"000002", "001039"}
-    w = c.windows(labels={"Rock", "blues"})
-    assert set(w.track_id) == {"001039", "blues.00000"}
-    assert set(zip(w.track_id, w.label)) == {("001039", "Rock"), ("blues.00000", "blues")}
+    w = c.windows(labels={"Rock", "Experimental"})
+    assert set(w.track_id) == {"001039", "001066"}
+    assert set(zip(w.track_id, w.label)) == {("001039", "Rock"), ("001066", "Experimental")}
     random_order = np.random.default_rng(0).permutation(len(w))
     batch = c.read(w, random_order[:64])
     for i, k in enumerate(random_order[:64]):  # each window, read alone, is the same
@@ -152,7 +154,7 @@ KILLED_RUN = textwrap.dedent("""
     def stalling(paths, lm, prefetch, **options):  # hangs after the first track of the third shard
         for item in real(paths, lm, prefetch, **options):
             yield item
-            if item[0].name == "country.00000.wav":
+            if item[0].name == "001066.mp3":
                 print("mid-shard", flush=True)
                 time.sleep(600)
     write.logmel_files = stalling
@@ -162,7 +164,7 @@ KILLED_RUN = textwrap.dedent("""
 
 
 def test_killed_run_resumes_without_recomputing(tmp_path):
-    tracks = gtzan(4)  # 8 clips, 4 shards of 2
+    tracks = fma_clips(8)  # 4 shards of 2
     tracks.to_csv(tmp_path / "tracks.csv", index=False)
     out = tmp_path / "cache"
     proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(tmp_path / "tracks.csv"), str(out)],
@@ -195,7 +197,7 @@ def test_killed_run_resumes_without_recomputing(tmp_path):
 
 
 def test_crash_while_writing_a_shard_leaves_no_partial_shard(tmp_path, monkeypatch):
-    tracks = gtzan(2)
+    tracks = fma_clips(4)
     out = tmp_path / "cache"
     real_save = np.save
     calls = []
@@ -291,15 +293,15 @@ def test_window_dataset_trains_a_keras_model(built, backend):
     assert run.stdout.split() == [backend, "1", "True", f"({n},", "2)"]
 
 
-def test_cli_extract(tmp_path, capsys):
+def test_cli_extract(gtzan_sample, tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         cli.main(["extract", "--help"])
     assert stop.value.code == 0 and "--shard-size" in capsys.readouterr().out
-    argv = ["extract", "--dataset", "gtzan", "--root", str(SAMPLE / "gtzan"), "--out", str(tmp_path / "c")]
+    argv = ["extract", "--dataset", "gtzan", "--root", str(gtzan_sample), "--out", str(tmp_path / "c")]
     assert cli.main(argv) == 0
     c = cache.Cache(tmp_path / "c")
     assert f"20 tracks: 20 extracted ({len(c.windows())} windows), 0 failed" in capsys.readouterr().out
-    assert sorted(set(c.tracks.label)) == sorted(p.name for p in (SAMPLE / "gtzan").iterdir())
+    assert sorted(set(c.tracks.label)) == sorted(p.name for p in gtzan_sample.iterdir())
     assert c.tracks.track_id.iloc[0] == "blues.00000"
     assert cli.main(argv) == 0
     assert "20 skipped as done before (1 shards)" in capsys.readouterr().out
@@ -321,7 +323,7 @@ def test_a_levelled_front_end_reads_levelled_windows(tmp_path):
     import dataclasses
 
     fe = dataclasses.replace(MUSICNN, level="window")
-    tracks = gtzan(1)
+    tracks = fma_clips(2)
     cache.extract(tracks, tmp_path / "c", fe, progress=False)
     c = cache.Cache(tmp_path / "c", fe)
     w = c.windows()
@@ -334,20 +336,20 @@ def test_a_levelled_front_end_reads_levelled_windows(tmp_path):
         np.testing.assert_allclose(10 * np.log10(power.mean(axis=(1, 2))), fe.level_db, atol=1e-2)
 
 
-def test_silent_windows_are_left_out_of_a_tracks_mean_as_in_prediction(tmp_path):
+def test_silent_windows_are_left_out_of_a_tracks_mean_as_in_prediction(fma_wavs, tmp_path):
     """Cache.audible marks the windows of a silent lead-in, and track_probabilities with it averages
     the audible ones only, as Predictor does."""
     import dataclasses
 
     from utils.models.architectures import track_probabilities
 
-    clip = SAMPLE / "gtzan" / "jazz" / "jazz.00000.wav"
+    clip = fma_wavs[2]  # 000140, Folk
     y, sr = sf.read(clip, dtype="int16")
     padded = tmp_path / "lead_in.wav"
     sf.write(padded, np.concatenate([np.zeros(10 * sr, np.int16), y]), sr, subtype="PCM_16")
     for fe in (FE, dataclasses.replace(MUSICNN, level="window")):
         out = tmp_path / f"c_{fe.level}"
-        cache.extract(table([("plain", clip, "jazz", None), ("lead_in", padded, "jazz", None)]), out, fe,
+        cache.extract(table([("plain", clip, "Folk", None), ("lead_in", padded, "Folk", None)]), out, fe,
                       progress=False)
         c = cache.Cache(out, fe)
         w = c.windows()
@@ -362,11 +364,11 @@ def test_silent_windows_are_left_out_of_a_tracks_mean_as_in_prediction(tmp_path)
         assert track_probabilities(probs, w.track_id)[1][list(ids).index("lead_in"), 0] > 0.2
 
 
-def test_artists_travel_with_the_cache(tmp_path):
+def test_artists_travel_with_the_cache(gtzan_sample, tmp_path):
     from utils.data.datasets import gtzan as gtzan_table
     from utils.data.splits import make_splits
 
-    tracks = gtzan_table(SAMPLE / "gtzan")[lambda t: t.label.isin(["blues", "metal"])]
+    tracks = gtzan_table(gtzan_sample)[lambda t: t.label.isin(["blues", "metal"])]
     out = tmp_path / "cache"
     cache.extract(tracks, out, FE, progress=False)
     sources = cache.Cache(out).sources().set_index("track_id")
@@ -376,17 +378,17 @@ def test_artists_travel_with_the_cache(tmp_path):
     split = make_splits(sources.reset_index(), (0.5, 0.5, 0.0))
     assert split.groupby(sources.artist.to_numpy()).nunique().max() == 1
     old = tmp_path / "old"  # a cache written before artists were recorded reads them as unknown
-    cache.extract(table([("x", SAMPLE / "gtzan/blues/blues.00000.wav", "blues", None)]), old, FE, progress=False)
+    cache.extract(table([("x", gtzan_sample / "blues/blues.00000.wav", "blues", None)]), old, FE, progress=False)
     plan = pd.read_csv(old / "tracks.csv").drop(columns=["artist", "recording"])
     plan.to_csv(old / "tracks.csv", index=False)
     assert cache.Cache(old).sources().artist.isna().all()
 
 
-def test_an_excerpt_cache_holds_the_middle_of_each_track_as_fma_cut_it(tmp_path):
+def test_an_excerpt_cache_holds_the_middle_of_each_track_as_fma_cut_it(gtzan_sample, tmp_path):
     """fma_full's untrimmed tracks: FMA's own middle 30 s (here 10 s of a 30 s clip), stated in the record."""
     from utils.audio.budget import middle_excerpt
 
-    tracks = table([("blues.00000", SAMPLE / "gtzan/blues/blues.00000.wav", "blues", None)])
+    tracks = table([("blues.00000", gtzan_sample / "blues/blues.00000.wav", "blues", None)])
     out = tmp_path / "excerpt"
     cache.extract(tracks, out, FE, excerpt=10.0, progress=False)
     assert cache.excerpt_seconds(out) == 10.0

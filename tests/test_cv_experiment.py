@@ -26,8 +26,8 @@ cv = load_script("cv_experiment")
 
 
 @pytest.fixture(scope="module")
-def tracks(sample):
-    return gtzan(sample / "gtzan")
+def tracks(gtzan_sample):
+    return gtzan(gtzan_sample)
 
 
 def by_clip(tracks):
@@ -91,13 +91,13 @@ def in_unit(x) -> bool:
 
 
 @pytest.mark.slow
-def test_tiny_run_on_the_sample_writes_a_consistent_report_and_resumes(tmp_path, sample, monkeypatch):
-    argv = ["--gtzan", str(tmp_path / "absent"), "--out", str(tmp_path / "reports"), "--work",
+def test_tiny_run_on_the_sample_writes_a_consistent_report_and_resumes(tmp_path, gtzan_sample, monkeypatch):
+    argv = ["--gtzan", str(gtzan_sample), "--out", str(tmp_path / "reports"), "--work",
             str(tmp_path / "work"), "--folds", "3", "--epochs", "1", "--models", "cnn", "--ablate-augment",
             "--baseline-repeats", "2"]
     assert cv.main(argv) == 0
     saved = json.loads((tmp_path / "reports" / "cv_gtzan.json").read_text())
-    assert saved["data"]["fallback"] and Path(saved["data"]["root"]) == sample / "gtzan"
+    assert Path(saved["data"]["root"]) == gtzan_sample
     assert "skipped" in saved["tasks"]["binary"]  # 2 clips per genre cannot fill 3 binary folds
     multi = saved["tasks"]["multiclass"]
     assert not multi["stratified"] and len(multi["classes"]) == 10 and multi["n_tracks"] == 20
@@ -136,7 +136,7 @@ def test_tiny_run_on_the_sample_writes_a_consistent_report_and_resumes(tmp_path,
     assert [r["accuracy"] for r in again["per_fold"]] == [r["accuracy"] for r in cnn["per_fold"]]
     assert again["runs"]["cnn"]["seconds"] == cnn["runs"]["cnn"]["seconds"]
     # changed code: fold runs are keyed by a hash of the code, so none of the old ones is reused
-    runs = tmp_path / "work" / "gtzan" / "runs" / "multiclass"
+    runs = tmp_path / "work" / gtzan_sample.name / "runs" / "multiclass"
     assert len(list(runs.glob("cnn-*-r0-fold0"))) == 1
     monkeypatch.setattr(cv, "code_hash", lambda paths: "other code")
     assert cv.main(argv) == 0
@@ -147,6 +147,14 @@ def test_a_folder_that_is_not_gtzan_is_a_clear_error(tmp_path, sample, capsys):
     argv = ["--gtzan", str(sample / "fma" / "audio"), "--out", str(tmp_path / "reports"), "--work", str(tmp_path)]
     assert cv.main(argv) == 1
     assert "not in the GTZAN layout" in capsys.readouterr().err
+    assert not (tmp_path / "reports").exists()
+
+
+def test_an_absent_gtzan_folder_is_one_line(tmp_path, capsys):
+    argv = ["--gtzan", str(tmp_path / "absent"), "--out", str(tmp_path / "reports"), "--work", str(tmp_path)]
+    assert cv.main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("cv_experiment: ") and "absent" in err[0], err
     assert not (tmp_path / "reports").exists()
 
 

@@ -56,14 +56,14 @@ TRAIN = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
-def test_train_runs_on_two_replicas(backend, tmp_path, sample):
+def test_train_runs_on_two_replicas(backend, tmp_path):
     """Every step of train() with ``data_parallel`` ran under a 2-replica distribution with the
     weights copied to both devices; without it, on one (so the check can tell them apart). Both runs
     share one process per backend (the devices are set before the backend starts)."""
     pytest.importorskip(backend)
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
            "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}  # JAX: two CPU devices
-    clips = [sample / "gtzan" / "classical" / "classical.00000.wav", sample / "gtzan" / "metal" / "metal.00000.wav"]
+    clips = list(TINY_MODEL_CLIPS.values())  # one real clip of each of two genres
     run = subprocess.run([sys.executable, "-c", TRAIN, str(tmp_path / "run"), backend, *map(str, clips),
                           "data_parallel", "none"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]

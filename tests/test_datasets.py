@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 from matplotlib.figure import Figure
 
+from conftest import shared_data
 from utils import audio
 
 from utils.data import datasets, splits
@@ -23,15 +24,13 @@ matplotlib.use("Agg")
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
-GTZAN = SAMPLE / "gtzan"
-SHARED = ROOT.parent / "shared" / "data"
 EXPORT = SAMPLE / "fma" / "metadata" / "fma-rock-vs-hiphop.csv.gz"
 MP3 = SAMPLE / "fma" / "audio" / "000" / "000002.mp3"
 
 
 @pytest.fixture(scope="module")
-def gtzan() -> pd.DataFrame:
-    return datasets.gtzan(GTZAN)
+def gtzan(gtzan_sample) -> pd.DataFrame:
+    return datasets.gtzan(gtzan_sample)
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +57,12 @@ def test_gtzan_artists_come_from_sturms_index(gtzan):
     assert index["metal.00006"] == (None, None)  # unidentified
 
 
-def test_the_artist_index_travels_with_the_repository():
+def test_the_artist_index_travels_with_the_repository(fma_wavs, tmp_path):
     assert datasets.GTZAN_ARTISTS.is_relative_to(ROOT) and datasets.GTZAN_ARTISTS.is_file()
+    (tmp_path / "hiphop").mkdir()
+    shutil.copy(fma_wavs[0], tmp_path / "hiphop" / "hiphop.00000.wav")  # a real clip in GTZAN's layout
     with pytest.raises(DatasetError, match="no GTZAN artist index"):
-        datasets.gtzan(GTZAN, index=ROOT / "no-such-index.txt")
+        datasets.gtzan(tmp_path, index=ROOT / "no-such-index.txt")
 
 
 def test_split_groups_join_artists_and_repeated_recordings():
@@ -72,9 +73,8 @@ def test_split_groups_join_artists_and_repeated_recordings():
     assert len({g[0], g[3], g[4], g[5]}) == 4  # unidentified clips stand alone
 
 
-@pytest.mark.skipif(not (SHARED / "gtzan_more").is_dir(), reason="needs ../shared/data (the 99 GTZAN clips)")
 def test_no_two_folds_share_an_artist_on_the_99_clips():
-    tracks = pd.concat([datasets.gtzan(SHARED / "gtzan_mini"), datasets.gtzan(SHARED / "gtzan_more")],
+    tracks = pd.concat([datasets.gtzan(shared_data("gtzan_mini")), datasets.gtzan(shared_data("gtzan_more"))],
                        ignore_index=True)
     groups = splits.split_groups(tracks)
     y = tracks.label.to_numpy()
@@ -125,21 +125,21 @@ def test_folder_artists_from_a_list_or_from_tags(tmp_path):
         datasets.folder(tmp_path)
 
 
-def test_gtzan_accepts_other_audio_formats(tmp_path):
-    (tmp_path / "blues").mkdir()
-    y, sr = audio.decode(GTZAN / "blues" / "blues.00000.wav", duration=2.0)
-    sf.write(tmp_path / "blues" / "blues.00000.flac", y, sr)
+def test_gtzan_accepts_other_audio_formats(fma_wavs, tmp_path):
+    (tmp_path / "hiphop").mkdir()
+    y, sr = audio.decode(fma_wavs[0], duration=2.0)  # a real Hip-Hop clip in GTZAN's layout
+    sf.write(tmp_path / "hiphop" / "hiphop.00000.flac", y, sr)
     tracks = datasets.gtzan(tmp_path)
-    assert tracks.track_id.tolist() == ["blues.00000"] and tracks.label.tolist() == ["blues"]
+    assert tracks.track_id.tolist() == ["hiphop.00000"] and tracks.label.tolist() == ["hiphop"]
     assert audio.sniff(tracks.path[0]) == "flac"
-    (tmp_path / "blues" / "intro.wav").write_bytes((GTZAN / "blues" / "blues.00001.wav").read_bytes())
-    with pytest.raises(DatasetError, match=r"blues/intro.wav: not in the GTZAN layout"):
+    (tmp_path / "hiphop" / "intro.wav").write_bytes(fma_wavs[1].read_bytes())
+    with pytest.raises(DatasetError, match=r"hiphop/intro.wav: not in the GTZAN layout"):
         datasets.gtzan(tmp_path)
 
 
-def test_labelled_folder_and_flat_library(tmp_path):
-    tracks = datasets.folder(GTZAN)
-    assert tracks.track_id[0] == "blues/blues.00000" and tracks.label.nunique() == 10
+def test_labelled_folder_and_flat_library(fma_labelled, tmp_path):
+    tracks = datasets.folder(fma_labelled)
+    assert tracks.track_id[0] == "Experimental/001066" and tracks.label.nunique() == 6
     shutil.copy(MP3, tmp_path / "loose.mp3")  # a flat file: no label
     (tmp_path / "rock" / "live").mkdir(parents=True)
     shutil.copy(MP3, tmp_path / "rock" / "live" / "song.mp3")  # label = first folder below the root

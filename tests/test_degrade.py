@@ -7,13 +7,13 @@ from utils import audio
 from utils.audio.degrade import (DEGRADATIONS, Mp3, PinkNoise, RandomDegradation, Reverb, Telephone,
                            encode_mp3)
 
-SR = 22050  # GTZAN's rate
+SR = 22050  # GTZAN's rate, the sample WAVs'
 
 
 @pytest.fixture(scope="module")
-def clip(gtzan_wavs) -> np.ndarray:
-    """10 s of a real GTZAN clip (blues.00000) at 22,050 Hz."""
-    return audio.load(gtzan_wavs[0], SR, offset=5.0, duration=10.0)
+def clip(fma_wavs) -> np.ndarray:
+    """10 s of a real clip (FMA 000002, Hip-Hop) at 22,050 Hz."""
+    return audio.load(fma_wavs[0], SR, offset=5.0, duration=10.0)
 
 
 def tone(freq: float, seconds: float = 2.0, sr: int = SR) -> np.ndarray:

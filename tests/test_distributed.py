@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from distributed import Client, LocalCluster
 
+from conftest import SAMPLE_TRACKS
 from utils.data import cache
 
 from utils.apps import cli
@@ -36,13 +37,20 @@ def cluster():
 
 
 @pytest.fixture(scope="module")
-def tracks(tmp_path_factory) -> pd.DataFrame:
-    """The 30 real sample clips and a text file named .mp3; ids sort it into the middle shard."""
+def tracks(tmp_path_factory, fma_mp3s, fma_wavs) -> pd.DataFrame:
+    """30 real clips (the 10 sample mp3s, and each as FLAC and as WAV) and a text file named .mp3; ids
+    sort it into the middle shard."""
+    import soundfile as sf
+
     corrupt = tmp_path_factory.mktemp("bad") / "corrupt.mp3"
     corrupt.write_text("this is a text file, not an mp3\n" * 100)
-    files = sorted(SAMPLE.rglob("*.mp3")) + sorted(SAMPLE.rglob("*.wav")) + [corrupt]
-    return pd.DataFrame({"track_id": [f.stem for f in files], "path": [str(f) for f in files],
-                         "label": [f.parent.name if f.suffix == ".wav" else None for f in files]})
+    flacs = [corrupt.parent / f"{w.stem}.flac" for w in fma_wavs]
+    for wav, flac in zip(fma_wavs, flacs):
+        y, sr = sf.read(wav, dtype="int16")
+        sf.write(flac, y, sr)
+    files = [*fma_mp3s, corrupt, *flacs, *fma_wavs]
+    ids = [f.stem if f.suffix == ".mp3" else f"{f.suffix[1]}{f.stem}" for f in files]  # flac f000002, wav w000002
+    return pd.DataFrame({"track_id": ids, "path": [str(f) for f in files], "label": [None] * len(files)})
 
 
 @pytest.fixture(scope="module")
@@ -197,7 +205,8 @@ def test_cli_extract_on_a_scheduler_reports_a_failed_shard_then_resumes(cluster,
         cli.main(["extract", "--help"])
     assert stop.value.code == 0 and "--scheduler ADDRESS" in (text := capsys.readouterr().out) and "--workers" in text
     out = tmp_path / "c"
-    argv = ["extract", "--dataset", "gtzan", "--root", str(SAMPLE / "gtzan"), "--out", str(out), "--shard-size", "8"]
+    argv = ["extract", "--dataset", "fma", "--root", str(SAMPLE / "fma" / "audio"), "--metadata",
+            str(SAMPLE_TRACKS), "--out", str(out), "--shard-size", "4"]
     with pytest.raises(SystemExit) as stop:
         cli.main(argv + ["--workers", "2", "--scheduler", "tcp://127.0.0.1:1"])
     assert stop.value.code == 2
@@ -206,18 +215,18 @@ def test_cli_extract_on_a_scheduler_reports_a_failed_shard_then_resumes(cluster,
         assert cli.main(argv + ["--scheduler", "tcp://127.0.0.1:1"]) == 1  # nothing listens there
     assert "error: cannot reach the Dask scheduler at tcp://127.0.0.1:1: Timed out" in capsys.readouterr().err
 
-    cache.prepare(out, load_dataset("gtzan", SAMPLE / "gtzan")[0], FE, 8)
+    cache.prepare(out, load_dataset("fma", SAMPLE / "fma" / "audio", SAMPLE_TRACKS)[0], FE, 4)
     (out / "shards" / "00001.npy").mkdir()  # shard 1 cannot be written: its task fails as a whole
     address = ["--scheduler", cluster[0].scheduler_address]
     assert cli.main(argv + address) == 1
     printed = capsys.readouterr().out
-    assert "20 tracks: 12 extracted" in printed and "1 shard(s) not written" in printed
+    assert "10 tracks: 6 extracted" in printed and "1 shard(s) not written" in printed
     assert "shard 00001: IsADirectoryError" in printed
     (out / "shards" / "00001.npy").rmdir()
     assert cli.main(argv + address) == 0
     printed = capsys.readouterr().out
-    assert "20 tracks: 8 extracted" in printed and "12 skipped as done before (2 shards)" in printed
-    assert (cache.Cache(out).tracks.status == "ok").sum() == 20
+    assert "10 tracks: 4 extracted" in printed and "6 skipped as done before (2 shards)" in printed
+    assert (cache.Cache(out).tracks.status == "ok").sum() == 10
 
 
 def test_local_workers_keep_glibc_malloc_thresholds_and_do_not_profile(tmp_path):

@@ -12,10 +12,19 @@ from utils.evaluation.features import (STATISTICS, FeatureConfig, columns, featu
                             file_features, frame_features, load_features, save_features, summarize)
 from utils.apps.cli import main
 
-SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample" / "gtzan"
-CLASSICAL = SAMPLE / "classical" / "classical.00000.wav"
-METAL = SAMPLE / "metal" / "metal.00000.wav"
 SR = 22050
+
+
+@pytest.fixture(scope="module")
+def folk(fma_wavs) -> Path:
+    """A real Folk clip as a 16-bit WAV (FMA 000140)."""
+    return fma_wavs[2]
+
+
+@pytest.fixture(scope="module")
+def rock(fma_wavs) -> Path:
+    """A real Rock clip as a 16-bit WAV (FMA 001039)."""
+    return fma_wavs[3]
 
 
 def tone(frequency: float, seconds: float = 5.0, amplitude: float = 0.5) -> np.ndarray:
@@ -46,8 +55,8 @@ def test_pure_tone_known_answers(frequency, pitch_class):
     assert int(np.argmax(v["chroma_stft", "mean"].to_numpy())) == pitch_class
 
 
-def test_statistics_match_scipy_on_real_audio():
-    frames = frame_features(audio.load(METAL, SR, duration=10.0))
+def test_statistics_match_scipy_on_real_audio(rock):
+    frames = frame_features(audio.load(rock, SR, duration=10.0))
     for name, values in frames.items():
         s = summarize(values)
         x = values.astype(np.float64)
@@ -59,33 +68,33 @@ def test_statistics_match_scipy_on_real_audio():
     assert constant[:, 0].tolist() == [3.0, 0.0, 0.0, 0.0, 3.0, 3.0, 3.0]  # skew/kurtosis 0, not NaN
 
 
-def test_real_clips_and_failures_are_recorded(tmp_path):
+def test_real_clips_and_failures_are_recorded(folk, rock, tmp_path):
     not_audio = tmp_path / "notes.wav"
     not_audio.write_text("not a wave file")
     truncated = tmp_path / "cut.wav"
-    truncated.write_bytes(CLASSICAL.read_bytes()[:50_000])
+    truncated.write_bytes(folk.read_bytes()[:50_000])
     short = tmp_path / "blip.wav"
-    short.write_bytes(CLASSICAL.read_bytes()[:44 + 2000])  # 1,000 samples < one frame
+    short.write_bytes(folk.read_bytes()[:44 + 2000])  # 1,000 samples < one frame
     # a RIFF size that promises more than the file holds counts as truncated, so mend the header
     header = bytearray(short.read_bytes())
     header[4:8] = (len(header) - 8).to_bytes(4, "little")
     header[40:44] = (len(header) - 44).to_bytes(4, "little")
     short.write_bytes(bytes(header))
-    paths = [CLASSICAL, not_audio, METAL, truncated, tmp_path / "missing.mp3", short]
+    paths = [folk, not_audio, rock, truncated, tmp_path / "missing.mp3", short]
     table, failures = features_table(paths, progress=False)
-    assert table.index.tolist() == [str(CLASSICAL), str(METAL)]
+    assert table.index.tolist() == [str(folk), str(rock)]
     assert table.columns.equals(columns()) and np.isfinite(table.to_numpy()).all()
     assert set(failures) == {str(p) for p in (not_audio, truncated, tmp_path / "missing.mp3", short)}
     for path, message in failures.items():
         assert message.startswith(f"{path}: ")
     assert "shorter than one 2048-sample analysis frame" in failures[str(short)]
-    np.testing.assert_allclose(table.loc[str(METAL)], file_features(METAL))
+    np.testing.assert_allclose(table.loc[str(rock)], file_features(rock))
 
 
-def test_save_and_load_round_trip(tmp_path):
-    table, _ = features_table([CLASSICAL], progress=False)
+def test_save_and_load_round_trip(folk, tmp_path):
+    table, _ = features_table([folk], progress=False)
     loaded = load_features(save_features(table, tmp_path / "features.csv"))
-    assert loaded.columns.equals(table.columns) and loaded.index.tolist() == [str(CLASSICAL)]
+    assert loaded.columns.equals(table.columns) and loaded.index.tolist() == [str(folk)]
     np.testing.assert_allclose(loaded.to_numpy(), table.to_numpy(), rtol=1e-9)
 
 
@@ -93,24 +102,24 @@ def run_cli(argv: list[str]) -> int:
     return main(argv)
 
 
-def test_cli_computes_and_resumes(tmp_path, capsys):
+def test_cli_computes_and_resumes(folk, rock, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         run_cli(["features", "--help"])
     assert exit_info.value.code == 0 and "--chroma" in capsys.readouterr().out
     music = tmp_path / "music"
     music.mkdir()
-    shutil.copy(CLASSICAL, music)
+    shutil.copy(folk, music)
     out = tmp_path / "features.csv"
     assert run_cli(["features", str(music), "--out", str(out)]) == 0
     first = load_features(out)
-    assert first.index.tolist() == [str(music / CLASSICAL.name)]
-    shutil.copy(METAL, music)
+    assert first.index.tolist() == [str(music / folk.name)]
+    shutil.copy(rock, music)
     (music / "broken.wav").write_text("nothing")
     assert run_cli(["features", str(music), "--out", str(out), "--every", "1"]) == 1  # one file failed
     err = capsys.readouterr().err
     assert "1 already in" in err and "failed: " in err and "broken.wav" in err
     second = load_features(out)
-    assert sorted(second.index) == sorted(str(music / p.name) for p in (CLASSICAL, METAL))
+    assert sorted(second.index) == sorted(str(music / p.name) for p in (folk, rock))
     pd.testing.assert_series_equal(second.loc[first.index[0]], first.iloc[0])  # kept, not recomputed
     assert run_cli(["features", str(music), "--out", str(out), "--chroma", "cqt"]) == 1
     assert "other feature columns" in capsys.readouterr().err

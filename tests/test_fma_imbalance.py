@@ -2,6 +2,7 @@
 (1 seed, 1 epoch) on the two labelled FMA sample clips tested on the sample GTZAN clips."""
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -35,14 +36,14 @@ def test_each_method_on_the_real_export():
     assert meta["always_rock"]["accuracy"] == pytest.approx(large / len(kept))
 
 
-def test_end_to_end_on_the_sample_clips(tmp_path):
-    argv = ["--gtzan", str(tmp_path / "absent"), "--out", str(tmp_path / "reports"),
+def test_end_to_end_on_the_sample_clips(gtzan_sample, tmp_path):
+    argv = ["--gtzan", str(gtzan_sample), "--out", str(tmp_path / "reports"),
             "--work", str(tmp_path / "work"), "--seeds", "0", "--epochs", "1"]
     assert imbalance.main(argv) == 0
     saved = json.loads((tmp_path / "reports" / "fma_imbalance.json").read_text())
     audio = saved["audio"]
     assert sorted(c["label"] for c in audio["fma_clips"]) == ["Hip-Hop", "Rock"]
-    assert audio["test"]["fallback"] and set(audio["test"]["clips"]) == {"Hip-Hop", "Rock"}
+    assert audio["test"]["root"] == str(gtzan_sample) and set(audio["test"]["clips"]) == {"Hip-Hop", "Rock"}
     runs = {r["method"]: r for r in audio["runs"]}
     assert list(runs) == list(imbalance.METHODS)
     drawn = runs["none"]["windows"]
@@ -59,7 +60,9 @@ def test_end_to_end_on_the_sample_clips(tmp_path):
 
 
 def test_audio_without_labelled_clips_is_a_clear_error(tmp_path, sample, capsys):
-    argv = ["--audio", str(sample / "gtzan"), "--out", str(tmp_path / "reports"), "--work", str(tmp_path)]
+    (tmp_path / "music").mkdir()
+    shutil.copy(sample / "fma" / "audio" / "000" / "000002.mp3", tmp_path / "music" / "song.mp3")
+    argv = ["--audio", str(tmp_path / "music"), "--out", str(tmp_path / "reports"), "--work", str(tmp_path)]
     assert imbalance.main(argv) == 1
     assert "not an FMA audio file name" in capsys.readouterr().err
     assert not (tmp_path / "reports").exists()

@@ -23,12 +23,12 @@ def librosa_logmel(y: np.ndarray, fe: FrontEnd) -> np.ndarray:
 
 @pytest.mark.parametrize("fe", [FrontEnd(), MUSICNN, FrontEnd(n_fft=1024, hop_length=256, n_mels=64, fmin=30, fmax=8000)],
                          ids=["default", "musicnn", "custom"])
-def test_matches_librosa_on_the_real_sample(fe, gtzan_wavs, fma_mp3s):
+def test_matches_librosa_on_the_real_sample(fe, fma_wavs, fma_mp3s):
     """Same samples in, so this compares the spectrogram arithmetic alone. Tolerance:
     every bin within 0.05 dB (the largest gaps, ~0.02 dB, sit near -85 dB where float32
     rounding of tiny powers shows), and the mean gap below 1e-4 dB."""
     lm = LogMel(fe)
-    for path in gtzan_wavs[::4] + fma_mp3s[::4]:
+    for path in fma_wavs[::4] + fma_mp3s[::4]:
         y = audio.load(path, fe.sample_rate)
         ours, theirs = lm(y), librosa_logmel(y, fe)
         assert ours.shape == theirs.shape == (1 + y.size // fe.hop_length, fe.n_mels)
@@ -36,10 +36,10 @@ def test_matches_librosa_on_the_real_sample(fe, gtzan_wavs, fma_mp3s):
         assert gap.max() < 0.05 and gap.mean() < 1e-4, (path, gap.max(), gap.mean())
 
 
-def test_end_to_end_wav_equals_the_naive_librosa_pipeline(gtzan_wavs):
+def test_end_to_end_wav_equals_the_naive_librosa_pipeline(fma_wavs):
     fe = FrontEnd()
-    ours = LogMel(fe)(audio.load(gtzan_wavs[0], fe.sample_rate))
-    y, _ = librosa.load(gtzan_wavs[0], sr=fe.sample_rate)
+    ours = LogMel(fe)(audio.load(fma_wavs[0], fe.sample_rate))
+    y, _ = librosa.load(fma_wavs[0], sr=fe.sample_rate)
     np.testing.assert_allclose(ours, librosa_logmel(y, fe), atol=0.05)
 
 
@@ -110,10 +110,10 @@ def test_frontend_is_validated_and_round_trips(tmp_path):
         FrontEnd(fmax=20000)
 
 
-def test_batch_yields_errors_and_goes_on(tmp_path, gtzan_wavs):
+def test_batch_yields_errors_and_goes_on(tmp_path, fma_wavs):
     bad = tmp_path / "bad.wav"
     bad.write_text("not audio")
-    paths = [gtzan_wavs[0], bad, gtzan_wavs[1]]
+    paths = [fma_wavs[0], bad, fma_wavs[1]]
     lm = LogMel(FrontEnd())
     ahead = list(logmel_files(paths, lm, prefetch=2))
     inline = list(logmel_files(paths, lm, prefetch=0))
@@ -123,9 +123,9 @@ def test_batch_yields_errors_and_goes_on(tmp_path, gtzan_wavs):
         np.testing.assert_array_equal(a, b)
 
 
-def test_float_wav_above_full_scale_is_kept(tmp_path, gtzan_wavs):
+def test_float_wav_above_full_scale_is_kept(tmp_path, fma_wavs):
     # louder than 0 dBFS is unusual but finite: decoded as is, not an error
-    y, sr = sf.read(gtzan_wavs[0], dtype="float32")
+    y, sr = sf.read(fma_wavs[0], dtype="float32")
     loud = tmp_path / "loud.wav"
     sf.write(loud, 4 * y, sr, subtype="FLOAT")
     assert np.abs(audio.load(loud, sr)).max() > 1.0

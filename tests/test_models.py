@@ -1,4 +1,4 @@
-"""Model builders, prediction helpers and model cards, on windows of real GTZAN clips."""
+"""Model builders, prediction helpers and model cards, on windows of real FMA sample clips."""
 from __future__ import annotations
 
 import dataclasses
@@ -15,19 +15,17 @@ from utils.audio.frontend import MUSICNN, FrontEnd, LogMel, logmel_file, windows
 from utils.models.card import ModelCard, ModelCardError, card_path, load_model, save_model
 from utils.models.training import band_stats
 
-GTZAN = Path(__file__).resolve().parents[1] / "data" / "sample" / "gtzan"
-
-
-def clip(genre: str, index: int = 0) -> Path:
-    return GTZAN / genre / f"{genre}.{index:05d}.wav"
+AUDIO = Path(__file__).resolve().parents[1] / "data" / "sample" / "fma" / "audio"
+CLIPS = {"Hip-Hop": AUDIO / "000" / "000002.mp3", "Pop": AUDIO / "000" / "000010.mp3",
+         "Rock": AUDIO / "001" / "001039.mp3"}  # three labelled sample clips
 
 
 @pytest.fixture(scope="module")
 def x() -> np.ndarray:
-    """Windows (n, 128 frames, 128 Mels) of one classical and one metal clip."""
+    """Windows (n, 128 frames, 128 Mels) of one Hip-Hop and one Rock clip."""
     fe = FrontEnd()
     lm = LogMel(fe)
-    return np.concatenate([windows(logmel_file(clip(g), lm), fe) for g in ("classical", "metal")])
+    return np.concatenate([windows(logmel_file(CLIPS[g], lm), fe) for g in ("Hip-Hop", "Rock")])
 
 
 def build(name: str, x: np.ndarray, n_classes: int) -> keras.Model:
@@ -52,7 +50,7 @@ def test_builders_output_probabilities(name, n_classes, x):
 @pytest.mark.parametrize("name", list(CNN_MODELS))
 def test_builders_take_input_shape_from_the_front_end(name):
     lm = LogMel(MUSICNN)
-    x = windows(logmel_file(clip("jazz"), lm), MUSICNN)
+    x = windows(logmel_file(CLIPS["Pop"], lm), MUSICNN)
     assert x.shape[1:] == (187, 96)
     p = models.predict_proba(build(name, x, 10), x)
     assert p.shape == (len(x), 10)
@@ -85,14 +83,14 @@ def test_track_probabilities_average_windows_per_track():
 
 def card_for(labels, fe=FrontEnd(), architecture="cnn") -> ModelCard:
     return ModelCard(labels=tuple(labels), frontend=fe, architecture=architecture,
-                     data={"dataset": "GTZAN sample", "split": "clip 0 train"},
+                     data={"dataset": "FMA sample", "split": "clip 0 train"},
                      metrics={"val": {"accuracy": 0.5}})
 
 
 @pytest.mark.parametrize("fe", [FrontEnd(), MUSICNN], ids=["default", "musicnn"])
 def test_card_round_trip_and_same_predictions(tmp_path, fe):
     """The loaded card's front end makes the windows the loaded model was built for."""
-    x = windows(logmel_file(clip("rock"), LogMel(fe)), fe)
+    x = windows(logmel_file(CLIPS["Rock"], LogMel(fe)), fe)
     model = build("cnn", x, 3)
     card = dataclasses.replace(card_for(["blues", "jazz", "rock"], fe=fe), temperature=1.5)
     assert save_model(model, tmp_path / "m.keras", card) == tmp_path / "m.card.json"

@@ -1,7 +1,7 @@
-"""The five notebooks: committed clean and parameterised, executed by the pipeline on the sample.
+"""The five notebooks: committed clean and parameterised, executed by the pipeline on GTZAN clips.
 
-The pipeline test runs all five notebooks with papermill on the bundled GTZAN
-sample (``--quick``: one epoch), once per session, and checks what a run
+The pipeline test runs all five notebooks with papermill on 20 GTZAN clips of
+../shared/data/gtzan_mini (``--quick``: one epoch), once per session, and checks what a run
 must leave behind: executed copies without errors, the reports and figures
 under their stable names, ``run.json``. A run folder is never overwritten
 silently (refused, resumed, or forced). One test executes the committed
@@ -9,6 +9,7 @@ silently (refused, resumed, or forced). One test executes the committed
 ``notebooks/executed/`` (``make notebooks``) must hold the current notebooks' cells.
 """
 import base64
+import dataclasses
 import io
 import json
 import os
@@ -22,6 +23,7 @@ import nbformat
 import papermill
 import pytest
 
+from conftest import shared_data
 from utils.models.registry import CNN_MODELS
 from utils.apps import pipeline
 from utils.apps.notebooks import AUDIO_STUB, publish
@@ -36,7 +38,9 @@ FILE_LIMIT = 64 * 1024
 EXECUTED_LIMIT = 3 * 1024 * 1024  # bytes of all five executed copies together
 # knobs a notebook keeps at its own default (the pipeline does not set them)
 NOTEBOOK_ONLY = {"model", "balancing", "growth_model", "growth_steps", "n_examples", "transfer"}
-QUICK = PipelineConfig(quick=True)  # what the session's sample_run fixture (conftest.py) runs
+QUICK = PipelineConfig(quick=True)  # the parameters of the session's sample_run (conftest.py), on its own root
+# an existing folder: runs refused, or failing, before anything reads it
+ANY_ROOT = PipelineConfig(quick=True, root=str(ROOT / "data" / "sample"))
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -99,7 +103,7 @@ def test_the_executed_copy_is_of_the_current_notebook(name):
     assert any(o.get("data", {}).get("image/png") for o in outputs)
     assert {c.metadata.papermill.status for c in executed.cells} == {"completed"}
     injected = next(c.source for c in executed.cells if "injected-parameters" in c.metadata.get("tags", []))
-    if "data_root" in injected:  # the bundled sample, named relative to the repository
+    if "data_root" in injected:  # the 20 GTZAN clips the repository bundled then, named relative to it
         assert 'data_root = "data/sample/gtzan"' in injected
     assert str(ROOT) not in json.dumps(executed)  # paths made relative to the repository
     total = sum((ROOT / "notebooks" / "executed" / f"{n}.ipynb").stat().st_size for n in NOTEBOOKS)
@@ -114,8 +118,8 @@ def test_publish_refuses_a_run_that_did_not_execute(tmp_path):
 
 def test_smoke_test_runs_are_named():
     assert "--quick" in PipelineConfig(quick=True).smoke_test()
-    assert "bundled sample" in PipelineConfig().smoke_test()  # the default root
-    assert PipelineConfig(root="/data/gtzan_mini").smoke_test() is None
+    assert "bundled sample" in PipelineConfig(root=str(ROOT / "data" / "sample" / "fma" / "audio")).smoke_test()
+    assert PipelineConfig().smoke_test() is None  # the default root: ../shared/data/gtzan_mini
     assert smoke_test({"smoke_test": None, "config": {"quick": True}}) is None  # what the run recorded
     assert "--quick" in smoke_test({"config": {"quick": True, "root": "/data/gtzan_mini"}})  # a run.json from before
 
@@ -220,20 +224,20 @@ def test_pipeline_writes_reports_and_figures_with_stable_names(sample_run):
 
 
 @pytest.mark.slow
-def test_an_existing_run_is_refused_resumed_or_not_mixed(sample_run):
+def test_an_existing_run_is_refused_resumed_or_not_mixed(sample_run, quick_config):
     root, record = sample_run
     with pytest.raises(PipelineError, match="already holds a run"):
-        run_pipeline(QUICK, root, progress=False)
+        run_pipeline(quick_config, root, progress=False)
     lines = []
-    resumed = run_pipeline(QUICK, root, resume=True, progress=False, log=lines.append)
+    resumed = run_pipeline(quick_config, root, resume=True, progress=False, log=lines.append)
     assert resumed["status"] == "ok" and len(lines) == len(NOTEBOOKS)
     assert all("skipped" in line for line in lines)
     assert {n: e["seconds"] for n, e in resumed["notebooks"].items()} == \
         {n: e["seconds"] for n, e in record["notebooks"].items()}
     with pytest.raises(PipelineError, match="other parameters.*epochs"):
-        run_pipeline(PipelineConfig(quick=False), root, resume=True, progress=False)
+        run_pipeline(dataclasses.replace(quick_config, quick=False), root, resume=True, progress=False)
     with pytest.raises(PipelineError, match="not both"):
-        run_pipeline(QUICK, root, resume=True, force=True, progress=False)
+        run_pipeline(quick_config, root, resume=True, force=True, progress=False)
 
 
 def test_a_folder_that_is_not_a_run_is_never_touched(tmp_path):
@@ -242,19 +246,19 @@ def test_a_folder_that_is_not_a_run_is_never_touched(tmp_path):
     (mine / "song.txt").write_text("keep me")
     for force in (False, True):
         with pytest.raises(PipelineError, match="not a pipeline run"):
-            run_pipeline(QUICK, mine, force=force, progress=False)
+            run_pipeline(ANY_ROOT, mine, force=force, progress=False)
     assert [p.name for p in mine.iterdir()] == ["song.txt"]
 
 
 @pytest.mark.slow
-def test_force_runs_again_and_keeps_the_cache(tmp_path):
+def test_force_runs_again_and_keeps_the_cache(quick_config, tmp_path):
     root = tmp_path / "run"
-    first = run_pipeline(QUICK, root, notebooks=("01_eda",), progress=False, log=lambda line: None)
+    first = run_pipeline(quick_config, root, notebooks=("01_eda",), progress=False, log=lambda line: None)
     assert first["status"] == "partial" and first["notebooks"]["02_spectrograms"]["status"] == "pending"
     (root / "reports" / "stale.json").write_text("{}")
     (root / "cache").mkdir()
     (root / "cache" / "frontend.json").write_text("{}")
-    again = run_pipeline(QUICK, root, notebooks=("01_eda",), force=True, progress=False, log=lambda line: None)
+    again = run_pipeline(quick_config, root, notebooks=("01_eda",), force=True, progress=False, log=lambda line: None)
     assert again["notebooks"]["01_eda"]["status"] == "ok"
     assert not (root / "reports" / "stale.json").exists() and (root / "reports" / "eda.json").exists()
     assert (root / "cache" / "frontend.json").read_text() == "{}"
@@ -262,7 +266,7 @@ def test_force_runs_again_and_keeps_the_cache(tmp_path):
 
 def test_a_failing_notebook_stops_the_run_and_is_recorded(tmp_path):
     # 02 before 01: its split plan is missing, so it fails in its setup cell
-    record = run_pipeline(QUICK, tmp_path / "run", notebooks=("02_spectrograms",), progress=False,
+    record = run_pipeline(ANY_ROOT, tmp_path / "run", notebooks=("02_spectrograms",), progress=False,
                           log=lambda line: None)
     entry = record["notebooks"]["02_spectrograms"]
     assert record["status"] == "failed" and entry["status"] == "failed"
@@ -293,25 +297,33 @@ def test_command_line(tmp_path, capsys):
     taken = tmp_path / "taken"
     taken.mkdir()
     (taken / "x").write_text("")
-    assert main(["pipeline", "--out", str(taken)]) == 1
+    assert main(["pipeline", "--root", ANY_ROOT.root, "--out", str(taken)]) == 1
     assert "not a pipeline run" in capsys.readouterr().err
+    assert main(["pipeline", "--root", str(tmp_path / "absent"), "--out", str(tmp_path / "run")]) == 1
+    assert capsys.readouterr().err.strip().endswith("absent: no such audio folder (GTZAN is not bundled: the default "
+                                                    "reads ../shared/data/gtzan_mini beside the repository; give "
+                                                    "--root DIR)")
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow
 def test_committed_eda_notebook_runs_under_nbval(tmp_path):
-    # the notebook exactly as committed, run where its relative defaults resolve:
-    # ../data/sample (linked to the repository's) and ../runs (inside tmp_path)
-    (tmp_path / "notebooks").mkdir()
-    shutil.copy(ROOT / "notebooks" / "01_eda.ipynb", tmp_path / "notebooks")
-    (tmp_path / "data").symlink_to(ROOT / "data")
+    # the notebook exactly as committed, run where its relative defaults resolve: ../data (linked to the
+    # repository's), ../../shared/data (linked to the shared data folder) and ../runs (inside tmp_path)
+    shared = shared_data("gtzan_mini").parents[1]
+    repo = tmp_path / "repo"
+    (repo / "notebooks").mkdir(parents=True)
+    shutil.copy(ROOT / "notebooks" / "01_eda.ipynb", repo / "notebooks")
+    (repo / "data").symlink_to(ROOT / "data")
+    (tmp_path / "shared").symlink_to(shared)
     done = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-q",
                            "-p", "no:cacheprovider", "notebooks/01_eda.ipynb"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+                          cwd=repo, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    assert (tmp_path / "runs" / "notebooks" / "reports" / "eda.json").exists()
+    assert (repo / "runs" / "notebooks" / "reports" / "eda.json").exists()
 
 
-def test_s3_output(tmp_path, monkeypatch):
+def test_s3_output(quick_config, tmp_path, monkeypatch):
     moto = pytest.importorskip("moto")
     boto3 = pytest.importorskip("boto3")
     for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -322,7 +334,7 @@ def test_s3_output(tmp_path, monkeypatch):
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket="runs")
         out = "s3://runs/fma-genre/sample"
-        record = run_pipeline(QUICK, out, work=tmp_path / "work", notebooks=("01_eda",), progress=False,
+        record = run_pipeline(quick_config, out, work=tmp_path / "work", notebooks=("01_eda",), progress=False,
                               log=lambda line: None)
         assert record["notebooks"]["01_eda"]["status"] == "ok"
         keys = {o["Key"] for o in s3.list_objects_v2(Bucket="runs", Prefix="fma-genre/sample/")["Contents"]}
@@ -333,4 +345,4 @@ def test_s3_output(tmp_path, monkeypatch):
         executed = nbformat.reads(body.decode(), as_version=4)
         assert {c.metadata.papermill.status for c in executed.cells} == {"completed"}
         with pytest.raises(PipelineError, match="already holds a run"):
-            run_pipeline(QUICK, out, work=tmp_path / "other", notebooks=("01_eda",), progress=False)
+            run_pipeline(quick_config, out, work=tmp_path / "other", notebooks=("01_eda",), progress=False)

@@ -12,6 +12,7 @@ from pathlib import Path
 import mutagen
 import pytest
 
+from conftest import TINY_MODEL_CLIPS
 from utils.apps.cli import main
 from utils.apps.organize import JOURNAL, OrganizeConfig, OrganizeError, organize
 from utils.models.predict import load_predictor
@@ -23,12 +24,16 @@ def predictor(tiny_model):
 
 
 @pytest.fixture
-def library(tmp_path, sample):
-    """A user's library: two genres of real clips in nested folders, plus one broken file."""
+def library(tmp_path, sample, fma_wavs):
+    """A user's library: real clips as WAV in nested genre folders (the tiny model's two genres and
+    one it does not know), an MP3, plus one broken file."""
     lib = tmp_path / "music"
-    for genre in ("classical", "metal"):
-        shutil.copytree(sample / "gtzan" / genre, lib / "albums" / genre)
-    shutil.copy(sample / "fma" / "audio" / "000" / "000002.mp3", lib / "single.mp3")
+    wavs = {p.stem: p for p in fma_wavs}
+    for genre, track in (("Hip-Hop", "000002"), ("Rock", "001039"), ("Experimental", "001066"),
+                         ("Experimental", "001069")):
+        (lib / "albums" / genre).mkdir(parents=True, exist_ok=True)
+        shutil.copy(wavs[track], lib / "albums" / genre / f"{track}.wav")
+    shutil.copy(sample / "fma" / "audio" / "000" / "000010.mp3", lib / "single.mp3")
     (lib / "broken.mp3").write_text("not an mp3")
     return lib
 
@@ -48,8 +53,8 @@ def test_copies_by_genre_with_playlists_and_log(predictor, library, tmp_path):
             target = dest / p.destination
             assert target.is_file() and target.read_bytes() == p.source.read_bytes()
             assert p.destination.startswith(p.genre + "/")
-    for genre in ("classical", "metal"):  # the model was trained on these very clips
-        assert (dest / genre / "albums" / genre / f"{genre}.00000.wav").is_file()
+    for genre, clip in TINY_MODEL_CLIPS.items():  # the model was trained on these very clips
+        assert (dest / genre / "albums" / genre / f"{clip.stem}.wav").is_file()
     playlists = {p.stem: p.read_text().splitlines() for p in dest.glob("*.m3u")}
     assert all(lines[0] == "#EXTM3U" and all((dest / e).is_file() for e in lines[1:]) for lines in playlists.values())
     assert sum(len(lines) - 1 for lines in playlists.values()) == 5
@@ -67,7 +72,7 @@ def test_rerun_classifies_only_what_changed(predictor, library, tmp_path):
     try:
         again = list(organize(predictor, [library], dest))
         assert calls == [] and len(again) == 6
-        shutil.copy(library / "albums" / "metal" / "metal.00001.wav", library / "new.wav")
+        shutil.copy(library / "albums" / "Rock" / "001039.wav", library / "new.wav")
         list(organize(predictor, [library], dest))
         assert [p.name for p in calls] == ["new.wav"]
     finally:
@@ -119,36 +124,41 @@ def playlist_entries(dest):
     return {p.stem: p.read_text(encoding="utf-8").splitlines()[1:] for p in dest.glob("*.m3u")}
 
 
-def test_two_sources_with_one_name_are_both_kept(predictor, sample, tmp_path):
-    """Item 1: two folders each holding a different 01.wav of the same genre."""
+def test_two_sources_with_one_name_are_both_kept(predictor, fma_wavs, tmp_path):
+    """Item 1: two folders each holding a different 01.wav of the same genre (a Rock clip whole and
+    its first 20 s)."""
+    import soundfile as sf
+
     a, b = tmp_path / "colA", tmp_path / "colB"
-    for folder, clip in ((a, "classical.00000.wav"), (b, "classical.00001.wav")):
-        folder.mkdir()
-        shutil.copy(sample / "gtzan" / "classical" / clip, folder / "01.wav")
+    a.mkdir(), b.mkdir()
+    rock = next(p for p in fma_wavs if p.stem == TINY_MODEL_CLIPS["Rock"].stem)
+    shutil.copy(rock, a / "01.wav")
+    y, sr = sf.read(rock, dtype="int16")
+    sf.write(b / "01.wav", y[:20 * sr], sr)
     dest = tmp_path / "dest"
     placed = list(organize(predictor, [a, b], dest))
-    assert [p.genre for p in placed] == ["classical", "classical"] and not any(p.error for p in placed)
+    assert [p.genre for p in placed] == ["Rock", "Rock"] and not any(p.error for p in placed)
     tag = hashlib.sha1(str((b / "01.wav").resolve()).encode()).hexdigest()[:8]
-    assert [p.destination for p in placed] == ["classical/01.wav", f"classical/01~{tag}.wav"]
+    assert [p.destination for p in placed] == ["Rock/01.wav", f"Rock/01~{tag}.wav"]
     for p in placed:  # each copy is its own source's bytes
         assert (dest / p.destination).read_bytes() == p.source.read_bytes()
-    assert playlist_entries(dest) == {"classical": ["classical/01.wav", f"classical/01~{tag}.wav"]}
+    assert playlist_entries(dest) == {"Rock": ["Rock/01.wav", f"Rock/01~{tag}.wav"]}
     log = (dest / "predictions.csv").read_text()
-    assert f"classical/01~{tag}.wav" in log
+    assert f"Rock/01~{tag}.wav" in log
     again = list(organize(predictor, [a, b], dest))  # a rerun finds both where it put them
     assert [p.destination for p in again] == [p.destination for p in placed] and all(p.resumed for p in again)
     assert len(list(dest.rglob("*.wav"))) == 2
 
 
-def test_a_control_character_in_a_name_does_not_split_the_playlist(predictor, sample, tmp_path):
+def test_a_control_character_in_a_name_does_not_split_the_playlist(predictor, tmp_path):
     """Item 11: a file name with a newline becomes one playlist entry (the copy is named with _)."""
     lib = tmp_path / "lib"
     lib.mkdir()
-    shutil.copy(sample / "gtzan" / "metal" / "metal.00000.wav", lib / "two\nlines.wav")
+    shutil.copy(TINY_MODEL_CLIPS["Rock"], lib / "two\nlines.mp3")
     dest = tmp_path / "dest"
     [placed] = organize(predictor, [lib], dest)
-    assert placed.destination == "metal/two_lines.wav" and (dest / placed.destination).is_file()
-    assert playlist_entries(dest) == {"metal": ["metal/two_lines.wav"]}
+    assert placed.destination == "Rock/two_lines.mp3" and (dest / placed.destination).is_file()
+    assert playlist_entries(dest) == {"Rock": ["Rock/two_lines.mp3"]}
 
 
 def test_genre_tags_in_wav_copies(predictor, library, tmp_path):
@@ -182,14 +192,14 @@ def test_hardlinks_across_file_systems_are_one_line(tiny_model, library, other_f
 
 
 @pytest.mark.timeout(300)
-def test_a_killed_run_resumes_without_classifying_again(tiny_model, predictor, library, gtzan_wavs, tmp_path):
+def test_a_killed_run_resumes_without_classifying_again(tiny_model, predictor, library, fma_wavs, tmp_path):
     """Item 6: the CLI killed (SIGKILL) midway; the rerun classifies only what the journal lacks."""
     import numpy as np
     import soundfile as sf
 
-    for i, wav in enumerate(gtzan_wavs[:6]):
+    for i, wav in enumerate(fma_wavs[:6]):
         shutil.copy(wav, library / f"more_{i}.wav")
-    y, sr = sf.read(gtzan_wavs[0], dtype="int16")
+    y, sr = sf.read(fma_wavs[0], dtype="int16")
     sf.write(library / "zz_long.wav", np.tile(y, 20), sr)  # ten minutes, last: the run is still going
     dest = tmp_path / "dest"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}

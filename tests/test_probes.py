@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TINY_MODEL_CLIPS
 from utils.evaluation import conditions
 from utils.models.runtime import source_hash
 
@@ -25,23 +26,23 @@ band_probe, excerpt_probe, stress_probe = (_script(n) for n in ("band_probe", "e
 
 
 @needs_programs
-def test_every_clip_is_tallied_under_every_filter(tiny_model, sample, tmp_path):
+def test_every_clip_is_tallied_under_every_filter(tiny_model, fma_labelled, tmp_path):
     out = tmp_path / "band_probe.json"
-    assert band_probe.main(["--gtzan", str(sample / "gtzan"), "--per-genre", "1", "--model", f"tiny={tiny_model}",
+    assert band_probe.main(["--gtzan", str(fma_labelled), "--per-genre", "1", "--model", f"tiny={tiny_model}",
                             "--json", str(out)]) == 0
     report = json.loads(out.read_text())
-    assert report["clips"] == 10 and list(report["models"]["tiny"]["filters"]) == list(band_probe.FILTERS)
+    assert report["clips"] == 6 and list(report["models"]["tiny"]["filters"]) == list(band_probe.FILTERS)
     for tally in report["models"]["tiny"]["filters"].values():
-        # the tiny model knows classical and metal only: the other 8 clips are wrong under any filter
-        assert tally["of"] == 10 and tally["right"] + sum(tally["instead"].values()) == 10 and tally["right"] <= 2
-        assert set(tally["instead"]) <= {"classical", "metal"}
+        # the tiny model knows Hip-Hop and Rock only: the other 4 clips are wrong under any filter
+        assert tally["of"] == 6 and tally["right"] + sum(tally["instead"].values()) == 6 and tally["right"] <= 2
+        assert set(tally["instead"]) <= set(TINY_MODEL_CLIPS)
     assert out.with_suffix(".md").read_text() == band_probe.markdown(report)
 
 
 @needs_programs
-def test_a_model_the_code_no_longer_runs_is_carried_with_its_commit(tiny_model, sample, tmp_path):
+def test_a_model_the_code_no_longer_runs_is_carried_with_its_commit(tiny_model, fma_labelled, tmp_path):
     out = tmp_path / "band_probe.json"
-    run = ["--gtzan", str(sample / "gtzan"), "--per-genre", "1", "--model", f"tiny={tiny_model}", "--json", str(out)]
+    run = ["--gtzan", str(fma_labelled), "--per-genre", "1", "--model", f"tiny={tiny_model}", "--json", str(out)]
     assert band_probe.main(run) == 0
     first = json.loads(out.read_text())
     assert band_probe.main([*run, "--carry", "earlier=tiny"]) == 0
@@ -55,32 +56,32 @@ def test_a_model_the_code_no_longer_runs_is_carried_with_its_commit(tiny_model, 
 
 
 @needs_programs
-def test_every_excerpt_is_tallied_with_both_fills(tiny_model, sample, tmp_path):
+def test_every_excerpt_is_tallied_with_both_fills(tiny_model, fma_labelled, tmp_path):
     out = tmp_path / "excerpt_probe.json"
-    assert excerpt_probe.main(["--gtzan", str(sample / "gtzan"), "--per-genre", "1", "--model", str(tiny_model),
+    assert excerpt_probe.main(["--gtzan", str(fma_labelled), "--per-genre", "1", "--model", str(tiny_model),
                                "--json", str(out)]) == 0
     report = json.loads(out.read_text())
-    assert report["clips"] == 10 and list(report["fills"]) == list(excerpt_probe.FILLS)
+    assert report["clips"] == 6 and list(report["fills"]) == list(excerpt_probe.FILLS)
     for by_length in report["fills"].values():
         assert list(by_length) == [f"{s:g}" for s in excerpt_probe.SECONDS]
-        # the tiny model knows classical and metal only
+        # the tiny model knows Hip-Hop and Rock only
         assert all(0 <= right <= 2 for right in by_length.values())
     assert out.with_suffix(".md").read_text() == excerpt_probe.markdown(report)
 
 
 @needs_programs
-def test_every_clip_is_tallied_under_every_probe_condition(tiny_model, sample, tmp_path):
-    gtzan, fma = tmp_path / "gtzan", tmp_path / "fma"
-    for genre in ("classical", "metal"):  # the two genres the tiny model knows
-        shutil.copytree(sample / "gtzan" / genre, gtzan / genre)
+def test_every_clip_is_tallied_under_every_probe_condition(tiny_model, sample, fma_labelled, tmp_path):
+    labelled, fma = tmp_path / "labelled", tmp_path / "fma"
+    for genre in TINY_MODEL_CLIPS:  # the two genres the tiny model knows, one clip each
+        shutil.copytree(fma_labelled / genre, labelled / genre)
     (fma / "000").mkdir(parents=True)
-    shutil.copy(sample / "fma" / "audio" / "000" / "000002.mp3", fma / "000")
+    shutil.copy(sample / "fma" / "audio" / "000" / "000010.mp3", fma / "000")
     out = tmp_path / "stress_probe.json"
-    assert stress_probe.main(["--gtzan", str(gtzan), "--per-genre", "1", "--fma", str(fma), "--model", str(tiny_model),
+    assert stress_probe.main(["--gtzan", str(labelled), "--per-genre", "1", "--fma", str(fma), "--model", str(tiny_model),
                               "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert list(report["results"]) == ["clean", *conditions.PROBE_CONDITIONS]
-    assert report["fma"]["files"] == ["000002.mp3"] and report["fma"]["clean_genres"][0] in ("classical", "metal")
+    assert report["fma"]["files"] == ["000010.mp3"] and report["fma"]["clean_genres"][0] in TINY_MODEL_CLIPS
     assert report["results"]["clean"]["fma"] == {"same": 1, "of": 1, "instead": {}, "instead_sure": 0}
     for r in report["results"].values():
         assert r["gtzan"]["of"] == 2 and r["gtzan"]["same"] + sum(r["gtzan"]["instead"].values()) == 2

@@ -25,11 +25,11 @@ INEXACT_LENGTH = {"song.m4a", "song.opus"}  # FFmpeg's container duration, to a 
 
 
 @pytest.fixture(scope="module")
-def songs(tmp_path_factory, gtzan_wavs) -> dict:
+def songs(tmp_path_factory, fma_wavs) -> dict:
     """A 90 s stereo song at 44.1 kHz (three sample clips joined) in each encoding."""
     folder = tmp_path_factory.mktemp("songs")
     wav = folder / "song.wav"
-    y = np.concatenate([sf.read(p, dtype="float32")[0] for p in gtzan_wavs[2:8:2]])
+    y = np.concatenate([sf.read(p, dtype="float32")[0] for p in fma_wavs[2:8:2]])
     sf.write(wav, np.stack([y, 0.8 * y], axis=1), 22050)
     out = {"song.wav": wav}
     for name, options in ENCODINGS.items():

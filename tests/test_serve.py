@@ -140,9 +140,9 @@ def test_a_port_in_use_is_one_line_and_exit_2(tiny_model, capsys):
 
 
 @pytest.mark.timeout(120)
-def test_sigterm_stops_the_server_during_a_prediction_and_leaves_no_temp_file(tiny_model, tmp_path, gtzan_wavs):
+def test_sigterm_stops_the_server_during_a_prediction_and_leaves_no_temp_file(tiny_model, tmp_path, fma_wavs):
     long_wav = tmp_path / "long.wav"
-    _repeat_wav(gtzan_wavs[0], long_wav, times=20)  # ten minutes: a prediction that takes a while
+    _repeat_wav(fma_wavs[0], long_wav, times=20)  # ten minutes: a prediction that takes a while
     srv = Server(tiny_model, tmp_path / "tmp", "--max-upload-mib", "200")
     try:
         answered = []

@@ -39,10 +39,10 @@ def shell(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, sample) -> tuple[Path, subprocess.CompletedProcess]:
+def trained(tmp_path_factory, gtzan_sample) -> tuple[Path, subprocess.CompletedProcess]:
     root = tmp_path_factory.mktemp("folder")
     for genre in ("classical", "metal"):
-        shutil.copytree(sample / "gtzan" / genre, root / genre)
+        shutil.copytree(gtzan_sample / genre, root / genre)
     out = tmp_path_factory.mktemp("run") / "run"
     done = cli("train", "--model", "musicnn", "--dataset", "folder", "--root", str(root), "--copies", "1",
                "--head", "linear", "--out", str(out))
@@ -75,7 +75,7 @@ def test_train_resumes_from_cached_embeddings(trained):
 
 
 def test_train_refuses_a_folder_without_genres_in_one_line(tmp_path, sample):
-    shutil.copy(next((sample / "gtzan" / "metal").glob("*.wav")), tmp_path / "song.wav")
+    shutil.copy(sample / "fma" / "audio" / "001" / "001039.mp3", tmp_path / "song.mp3")
     done = cli("train", "--model", "musicnn", "--dataset", "folder", "--root", str(tmp_path),
                "--out", str(tmp_path / "run"))
     assert done.returncode == 1 and "Traceback" not in done.stderr  # TensorFlow's start-up log may precede it
@@ -97,13 +97,13 @@ def _last_line(done: subprocess.CompletedProcess) -> str:
     return line
 
 
-def test_train_from_the_gtzan_loader(tmp_path, sample):
+def test_train_from_the_gtzan_loader(tmp_path, gtzan_sample):
     out = tmp_path / "run"
-    done = cli("train", "--model", "musicnn", "--dataset", "gtzan", "--root", str(sample / "gtzan"),
+    done = cli("train", "--model", "musicnn", "--dataset", "gtzan", "--root", str(gtzan_sample),
                "--classes", "blues", "jazz", "--copies", "0", "--head", "linear", "--out", str(out))
     assert done.returncode == 0, done.stderr[-2000:]
     card = json.loads((out / "model.card.json").read_text())
-    assert card["labels"] == ["blues", "jazz"] and card["data"]["source"] == str(sample / "gtzan")
+    assert card["labels"] == ["blues", "jazz"] and card["data"]["source"] == str(gtzan_sample)
     assert card["data"]["per_label"] == {"blues": 2, "jazz": 2} and card["data"]["split"] == "all training"
     assert card["training"]["base"] == "MSD_musicnn, frozen" and "fine_tune" not in card["training"]
     assert len(list((out / "embeddings").glob("*.npy"))) == 4  # no augmented copies
@@ -119,10 +119,10 @@ def test_train_from_fma_with_its_metadata(tmp_path, sample):
     assert card["labels"] == ["Hip-Hop", "Rock"] and card["data"]["n_tracks"] == 2  # the labelled clips only
 
 
-def test_train_from_a_cache_uses_its_audio_files(tmp_path, sample):
+def test_train_from_a_cache_uses_its_audio_files(tmp_path, gtzan_sample):
     root = tmp_path / "folder"
     for genre in ("country", "reggae"):
-        shutil.copytree(sample / "gtzan" / genre, root / genre)
+        shutil.copytree(gtzan_sample / genre, root / genre)
     done = cli("extract", "--dataset", "folder", "--root", str(root), "--out", str(tmp_path / "cache"))
     assert done.returncode == 0, done.stderr[-2000:]
     out = tmp_path / "run"
@@ -140,10 +140,10 @@ def test_train_from_a_cache_uses_its_audio_files(tmp_path, sample):
     assert not (tmp_path / "run2" / "model.keras").exists()
 
 
-def test_fine_tuning_writes_a_model_that_predict_takes(tmp_path, sample):
+def test_fine_tuning_writes_a_model_that_predict_takes(tmp_path, gtzan_sample):
     root = tmp_path / "folder"
     for genre in ("classical", "metal"):
-        shutil.copytree(sample / "gtzan" / genre, root / genre)
+        shutil.copytree(gtzan_sample / genre, root / genre)
     out = tmp_path / "run"
     done = cli("train", "--model", "musicnn", "--dataset", "folder", "--root", str(root), "--copies", "0",
                "--head", "linear", "--fine-tune", "1", "--batch-size", "16", "--out", str(out))
@@ -162,10 +162,11 @@ def test_fine_tuning_writes_a_model_that_predict_takes(tmp_path, sample):
 @pytest.mark.parametrize("args, says", [
     (("--dataset", "fma", "--root", "data/sample/fma/audio"), "--dataset fma needs --metadata"),
     (("--dataset", "gtzan"), "--dataset gtzan needs --root DIR"),
-    (("--dataset", "gtzan", "--root", "data/sample/gtzan", "--model", "cnn"), "trains the transfer model"),
+    (("--dataset", "folder", "--root", "data/sample/fma/audio", "--model", "cnn"), "trains the transfer model"),
     (("--dataset", "cache"), "--dataset cache needs --cache DIR"),
-    (("--dataset", "gtzan", "--root", "data/sample/gtzan", "--classes", "metal"), "at least two labels"),
-    (("--dataset", "folder", "--root", "data/sample/gtzan", "--fine-tune", "-1"), "fine_tune >= 0"),
+    (("--dataset", "fma", "--root", "data/sample/fma/audio", "--metadata", "data/sample/fma/metadata/tracks.csv",
+      "--classes", "Rock"), "at least two labels"),
+    (("--dataset", "folder", "--root", "data/sample/fma/audio", "--fine-tune", "-1"), "fine_tune >= 0"),
 ])
 def test_bad_input_is_one_line(tmp_path, args, says, capsys, monkeypatch):
     from utils.apps.cli import main

@@ -25,16 +25,15 @@ from utils.models.training import (Augment, Batches, RunError, TrainConfig, bala
                             mixup, spec_augment, train)
 
 ROOT = Path(__file__).resolve().parents[1]
-GTZAN = ROOT / "data" / "sample" / "gtzan"
 FE = FrontEnd()
 
 
-def load(genres: list[str], index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Windows, labels (position in ``genres``) and track ids of clip ``index`` of each genre."""
+def load(gtzan: Path, genres: list[str], index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Windows, labels (position in ``genres``) and track ids of GTZAN clip ``index`` of each genre."""
     lm = LogMel(FE)
     xs, ys, ids = [], [], []
     for label, genre in enumerate(genres):
-        path = GTZAN / genre / f"{genre}.{index:05d}.wav"
+        path = gtzan / genre / f"{genre}.{index:05d}.wav"
         w = windows(logmel_file(path, lm), FE)
         xs.append(w)
         ys += [label] * len(w)
@@ -43,15 +42,15 @@ def load(genres: list[str], index: int) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 @pytest.fixture(scope="module")
-def binary():
+def binary(gtzan_sample):
     """Classical (0) vs metal (1): clip 0 of each to train, clip 1 to validate (20 windows each)."""
-    return load(["classical", "metal"], 0), load(["classical", "metal"], 1)
+    return load(gtzan_sample, ["classical", "metal"], 0), load(gtzan_sample, ["classical", "metal"], 1)
 
 
 @pytest.fixture(scope="module")
-def multiclass():
+def multiclass(gtzan_sample):
     genres = ["blues", "classical", "hiphop", "metal"]
-    return load(genres, 0), load(genres, 1)
+    return load(gtzan_sample, genres, 0), load(gtzan_sample, genres, 1)
 
 
 def small(data, step: int = 4):

@@ -1,6 +1,6 @@
 """Genre head on musicnn embeddings, the composed window model, fine-tuning, zero-shot mapping.
 
-Real audio: the classical and metal clips of data/sample/gtzan (2 genres x 2 clips, 11
+Real audio: classical and metal GTZAN clips of ../shared/data/gtzan_mini (2 genres x 2 clips, 11
 musicnn patches each), through the pretrained musicnn (models/musicnn/msd_musicnn.npz).
 """
 import csv
@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from utils import audio
+from utils.data.datasets import gtzan_index
 from utils.audio.frontend import MUSICNN, LogMel, windows
 from utils.models.pooling import mean_per_track
 from utils.models.musicnn import MSD_TAGS, embed_patches, embedding_model, load_musicnn
@@ -27,13 +28,13 @@ def base() -> keras.Model:
 
 
 @pytest.fixture(scope="module")
-def clips(sample, base):
+def clips(gtzan_sample, base):
     """Per clip: (genre index, MUSICNN windows (11, 187, 96), embeddings {layer: (11, dim)})."""
     lm = LogMel(MUSICNN)
     extractor = embedding_model(base, ("penultimate", "max_pool", "tags"))
     out = []
     for g, genre in enumerate(GENRES):
-        for path in sorted((sample / "gtzan" / genre).glob("*.wav")):
+        for path in sorted((gtzan_sample / genre).glob("*.wav")):
             w = windows(lm(audio.load(path, MUSICNN.sample_rate)), MUSICNN, str(path))
             out.append((g, w, embed_patches(extractor, w)))
     return out
@@ -103,12 +104,12 @@ def test_pooled_embedding_is_mean_then_max(clips):
                                rtol=1e-6)
 
 
-def test_zero_shot_on_real_clips(sample, base):
+def test_zero_shot_on_real_clips(gtzan_sample, base):
     """The MSD tags alone name jazz and hip-hop; classical has no tag and is never predicted."""
     lm, extractor = LogMel(MUSICNN), embedding_model(base, ("tags",))
     genres = sorted(GTZAN_TAGS) + list(GTZAN_UNMAPPED)
     names = ["jazz/jazz.00000.wav", "jazz/jazz.00001.wav", "hiphop/hiphop.00001.wav"]
-    tags = np.stack([embed_patches(extractor, windows(lm(audio.load(sample / "gtzan" / n, 16000)), MUSICNN))
+    tags = np.stack([embed_patches(extractor, windows(lm(audio.load(gtzan_sample / n, 16000)), MUSICNN))
                      ["tags"].mean(axis=0) for n in names])
     probs = zero_shot(tags, genres, GTZAN_TAGS)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0)
@@ -117,7 +118,7 @@ def test_zero_shot_on_real_clips(sample, base):
 
 
 def test_zero_shot_mappings_cover_the_genres(sample):
-    gtzan = {p.name for p in (sample / "gtzan").iterdir() if p.is_dir()}
+    gtzan = {clip.split(".")[0] for clip in gtzan_index()}  # Sturm's index names all 1,000 clips
     assert set(GTZAN_TAGS) | set(GTZAN_UNMAPPED) == gtzan and not set(GTZAN_TAGS) & set(GTZAN_UNMAPPED)
     with open(sample / "fma" / "metadata" / "genres.csv", newline="") as f:
         top = {row["title"] for row in csv.DictReader(f) if row["parent"] == "0"}

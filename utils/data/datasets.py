@@ -44,6 +44,9 @@ TRACK_COLUMNS = ("track_id", "path", "label", "split", "artist")
 # Bob L. Sturm's index of the 1,000 GTZAN clips ("An Analysis of the GTZAN Music Genre Dataset", ACM MIRUM
 # 2012): one line per clip, "genre.NNNNN.wav ::: artist ::: title", comments start with "##"
 GTZAN_ARTISTS = Path(__file__).resolve().parents[2] / "data" / "gtzan_artists.txt"
+# The shared data folder beside the repository (CI always has it): GTZAN (gtzan_mini, gtzan_more) and the
+# fma_small pictures, which may not be redistributed, so they are read there and never bundled
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 ARTISTS_CSV = "artists.csv"  # a folder's optional artist list: path (below the folder), artist
 BALANCE_METHODS = ("none", "undersample", "oversample", "class_weight")
 

@@ -15,7 +15,7 @@ def first_clips(gtzan: Path, per_genre: int) -> list[Path]:
 
     Examples
     --------
-    >>> [c.name for c in first_clips(Path("data/sample/gtzan"), 1)][:2]
+    >>> [c.name for c in first_clips(Path("../shared/data/gtzan_mini"), 1)][:2]
     ['blues.00000.wav', 'classical.00000.wav']
     """
     return [c for g in sorted(d for d in Path(gtzan).iterdir() if d.is_dir()) for c in sorted(g.glob("*.wav"))[:per_genre]]
