@@ -30,12 +30,13 @@ bench: install
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python scripts/render_docs.py
 
-# notebooks/executed/: the five notebooks run on the bundled sample (3 epochs), outputs kept, made fit to commit
+# notebooks/executed/: the five notebooks run on the pipeline's default data (../shared/data/gtzan_mini,
+# 3 epochs), outputs kept, made fit to commit
 notebooks: install
 	$(BIN)/fma-genre pipeline --out runs/executed --force
 	$(BIN)/python -m utils.apps.notebooks runs/executed notebooks/executed
 
-# the deck from a pipeline run (default: a fresh --quick run on the bundled sample)
+# the deck from a pipeline run (default: a fresh --quick run on ../shared/data/gtzan_mini)
 RUN ?= runs/sample
 slides: install
 	test -f $(RUN)/run.json || $(BIN)/fma-genre pipeline --quick --out $(RUN)

@@ -1,6 +1,6 @@
 """Run the five notebooks in order with papermill: one command, one run folder.
 
-``fma-genre pipeline --dataset gtzan --root data/sample/gtzan --out runs/sample``
+``fma-genre pipeline --dataset gtzan --root ../shared/data/gtzan_mini --out runs/gtzan``
 executes ``notebooks/01_eda`` ... ``05_evaluation`` with the same parameters
 and writes everything one run made into its own folder (:class:`RunLayout`)::
 
@@ -42,6 +42,7 @@ from pathlib import Path
 
 from utils.atomic import write_atomic
 from utils.audio.frontend import FrontEnd
+from utils.data.datasets import SHARED_DATA
 from utils.apps.s3 import exists as _s3_exists
 from utils.apps.s3 import is_s3, upload
 from utils.errors import FmaGenreError
@@ -137,7 +138,7 @@ class PipelineConfig:
     """
 
     dataset: str = "gtzan"
-    root: str = str(REPO / "data" / "sample" / "gtzan")
+    root: str = str(SHARED_DATA / "gtzan_mini")  # GTZAN is never bundled: read beside the repository
     metadata: str | None = None
     subset: str = "medium"
     genres: tuple[str, ...] | None = None
@@ -161,9 +162,9 @@ class PipelineConfig:
     window_hop: int = FrontEnd.window_hop
 
     def smoke_test(self) -> str | None:
-        """Why this run's numbers mean nothing, or None: ``--quick``, or the bundled sample (2 clips per genre)."""
+        """Why this run's numbers mean nothing, or None: ``--quick``, or the bundled sample (10 FMA clips)."""
         reasons = (["--quick (1 epoch, fewer windows)"] if self.quick else []) + \
-            (["the bundled sample (2 clips per genre)"] if Path(self.root).resolve().is_relative_to(SAMPLE) else [])
+            (["the bundled sample (10 clips)"] if Path(self.root).resolve().is_relative_to(SAMPLE) else [])
         return ", ".join(reasons) or None
 
     def parameters(self, layout: RunLayout) -> dict:
@@ -296,6 +297,10 @@ def run_pipeline(config: PipelineConfig, out: str | os.PathLike, *, work: str | 
         raise PipelineError("--work is for an s3:// --out only; a local --out is the run folder itself")
     else:
         root = Path(out)
+    if not Path(config.root).is_dir():
+        raise PipelineError(f"{config.root}: no such audio folder" + (
+            " (GTZAN is not bundled: the default reads ../shared/data/gtzan_mini beside the repository; "
+            "give --root DIR)" if config.dataset == "gtzan" else ""))
     layout = RunLayout(root, Path(config.cache) if config.cache else None)
     parameters = config.parameters(layout)
     record = _prepare(layout, out, parameters, resume, force)

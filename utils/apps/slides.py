@@ -14,7 +14,7 @@ measured in this checkout and what measures it. The PDF is the HTML printed by
 headless Chromium, one page per slide.
 
 A deck built with a pipeline run (``run``) whose numbers mean nothing (a
-``--quick`` run, or one on the bundled 20-clip sample; :func:`utils.apps.pipeline.smoke_test`)
+``--quick`` run, or one on the bundled sample; :func:`utils.apps.pipeline.smoke_test`)
 marks the title and every slide that reads a number, table or figure from
 that run as a smoke test.
 """

@@ -252,7 +252,7 @@ class SplitPlan:
     each labelled track tests in; split ``k`` of a repeat tests fold ``k``,
     validates fold ``k + 1`` (with two folds: the training fold) and trains
     on the rest. ``how`` describes the plan in words for the reports.
-    With two tracks per class (the bundled sample) there is no third fold to
+    With two tracks per class (20 GTZAN clips, say) there is no third fold to
     validate on: the validation set is then the training set, which early
     stopping and calibration see, and the test tracks stay unseen; ``how``
     says so.

@@ -10,7 +10,7 @@ Keras layers and ``keras.ops`` are used, so every model runs on TensorFlow
 and on JAX.
 
 Sizes are kept small (tens to hundreds of thousands of weights) so that a
-model trains on a laptop CPU in seconds to minutes on the bundled sample;
+model trains on a laptop CPU in seconds to minutes on a few dozen clips;
 widths are arguments for bigger data on a GPU.
 """
 from __future__ import annotations

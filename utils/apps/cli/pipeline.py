@@ -20,7 +20,8 @@ def add(sub: argparse._SubParsersAction) -> None:
                     "or --force. --out may be s3://bucket/prefix/NAME (needs boto3 and AWS credentials).")
     p.add_argument("--dataset", choices=("gtzan", "fma", "folder"), default="gtzan", help="default: gtzan")
     p.add_argument("--root", type=Path,
-                   help="audio folder (default with --dataset gtzan: the bundled GTZAN sample)")
+                   help="audio folder (default with --dataset gtzan: ../shared/data/gtzan_mini beside the "
+                        "repository; GTZAN is not bundled)")
     p.add_argument("--metadata", type=Path,
                    help="fma: tracks.csv of fma_metadata (official split), or a flat export")
     p.add_argument("--subset", choices=("small", "medium", "large", "full"), default="medium",
