@@ -33,7 +33,7 @@ import dataclasses
 import signal
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from beets import ui
@@ -47,9 +47,6 @@ from utils.apps.cli import quiet
 
 if TYPE_CHECKING:  # the model's modules load only when a command classifies: beets imports every plugin at start
     from utils.models.predict import Predictor
-
-FIELDS = ("fmagenre", "fmagenre_probability", "fmagenre_model", "fmagenre_taxonomy")
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -86,7 +83,13 @@ class Tally:
     kept: int = 0  # had a genre: not replaced without --force
     unsure: int = 0  # below min_probability
     skipped: int = 0  # classified by the same model before
-    failed: list[str] = field(default_factory=list)
+    failed: int = 0  # could not be read or written
+
+    def add(self, outcome: str) -> None:
+        """Count one item classified, with what happened to its genres (:func:`_genre_outcome`)."""
+        self.classified += 1
+        if outcome:
+            setattr(self, outcome, getattr(self, outcome) + 1)
 
     def line(self, settings: Settings, total: int) -> str:
         verb = "would classify" if settings.pretend else "classified"
@@ -100,7 +103,7 @@ class Tally:
         if self.skipped:
             parts.append(f"{self.skipped} done by this model before (--force does them again)")
         if self.failed:
-            parts.append(f"{len(self.failed)} failed")
+            parts.append(f"{self.failed} failed")
         return "; ".join(parts)
 
 
@@ -150,7 +153,7 @@ class FmaGenrePlugin(BeetsPlugin):
             raise ui.UserError(f"fmagenre: windows must be 1 or more, got {settings.windows}")
         if not 0.0 <= settings.min_probability <= 1.0:
             raise ui.UserError(f"fmagenre: min_probability must be between 0 and 1, got {settings.min_probability}")
-        if isinstance(settings.names, str) and settings.names not in tags.NAMES:
+        if not isinstance(settings.names, Mapping) and settings.names not in tags.NAMES:
             raise ui.UserError(f"fmagenre: names must be one of {', '.join(tags.NAMES)} or a mapping of the "
                                f"model's genres to names, got {settings.names!r}")
         return settings
@@ -165,12 +168,12 @@ class FmaGenrePlugin(BeetsPlugin):
             with quiet.native_logs_filtered():  # TensorFlow's C++ log lines, should a model need Keras
                 self.classify(lib, items, settings, tally, show=True)
         except KeyboardInterrupt:
-            raise ui.UserError(f"interrupted: {tally.classified} of {len(items)} items done, the others untouched; "
+            raise ui.UserError(f"interrupted after {tally.classified} items, each untouched or fully updated; "
                                "run it again to do the rest") from None
         ui.print_(tally.line(settings, len(items)))
         if tally.failed:
-            raise ui.UserError(f"{len(tally.failed)} of {len(items)} items failed, left as they were: "
-                               + ", ".join(tally.failed))
+            raise ui.UserError(f"{tally.failed} of {len(items)} items failed (each named above), "
+                               "left as they were")
 
     def imported(self, session, task) -> None:
         """``import_task_files``: classify what the import added, writing tags if the import writes them."""
@@ -204,7 +207,7 @@ class FmaGenrePlugin(BeetsPlugin):
         for item, (path, result) in zip(todo, predictor.predict_files([item.filepath for item in todo])):
             if isinstance(result, audio.AudioError):
                 self._log.error("{}", result)
-                tally.failed.append(str(path))
+                tally.failed += 1
                 continue
             name = tags.genre_name(result.genre, settings.names)
             probability = float(result.probabilities.max())
@@ -223,25 +226,25 @@ class FmaGenrePlugin(BeetsPlugin):
             else:
                 self._log.info("{}: {} {:.2f}", item.filepath, name, probability)
             written = tags.GenreTags(name if outcome == "filled" else None, name, probability, model)
-            if settings.pretend or self._save(lib, item, settings, tally, written):
-                tally.classified += 1
-                if outcome:
-                    setattr(tally, outcome, getattr(tally, outcome) + 1)
+            with _uninterrupted():  # the file, the row and the count change together
+                if not settings.pretend:
+                    try:
+                        self._save(lib, item, written if settings.write else None)
+                    except audio.AudioError as err:
+                        self._log.error("{}", err)
+                        tally.failed += 1
+                        continue
+                tally.add(outcome)
 
-    def _save(self, lib: Library, item: Item, settings: Settings, tally: Tally, written: tags.GenreTags) -> bool:
-        """Write the file's tags (with ``-w``), then store the row; False, with one line, if the file fails."""
-        with _uninterrupted():
-            if settings.write:
-                try:
-                    tags.write_tags(item.filepath, written)
-                except audio.AudioError as err:
-                    self._log.error("{}", err)
-                    tally.failed.append(str(item.filepath))
-                    return False
-                item.mtime = item.current_mtime()  # beets' own check that the file has not changed since
-            with lib.transaction():
-                item.store()
-        return True
+    @staticmethod
+    def _save(lib: Library, item: Item, written: tags.GenreTags | None) -> None:
+        """Write ``written`` into the item's file (None: leave it), then store its row in one transaction.
+        Raises :class:`utils.audio.AudioError` if the file cannot be written; nothing is stored then."""
+        if written is not None:
+            tags.write_tags(item.filepath, written)
+            item.mtime = item.current_mtime()  # beets' own check that the file has not changed since
+        with lib.transaction():
+            item.store()
 
 
 def _genre_outcome(item: Item, settings: Settings, probability: float) -> str:
