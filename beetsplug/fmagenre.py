@@ -131,11 +131,13 @@ class FmaGenrePlugin(BeetsPlugin):
                      help="fill beets' genres field (only if empty, unless --force)")
         p.add_option("-f", "--force", action="store_true",
                      help="classify items this model did before, and replace genres already set")
-        p.add_option("-m", "--model", help="a shipped model's name or a .keras file (default: config, 'default')")
-        p.add_option("--windows", type="int", metavar="N", help="3 s windows a track is judged on (default: 12)")
+        p.add_option("-m", "--model", help="a shipped model's name or a .keras file (default: the config's model)")
+        p.add_option("--windows", type="int", metavar="N",
+                     help="3 s windows a track is judged on (default: the config's windows)")
         p.add_option("--min-probability", type="float", metavar="P",
-                     help="fill genres only this sure or surer (default: 0.5)")
-        p.add_option("--names", help="genre names: model (as the model says), fma or gtzan")
+                     help="fill genres only this sure or surer (default: the config's min_probability)")
+        p.add_option("--names", help="genre names: model (as the model says them), fma or gtzan "
+                                      "(default: the config's names)")
         cmd.func = self.command
         return [cmd]
 
