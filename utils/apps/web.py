@@ -1,10 +1,13 @@
 """The web app: upload a song, see its genre probabilities, its Mel spectrogram and its genre over time.
 
-``create_app(predictor)`` returns a FastAPI app with one HTML page (no
+``create_app(predictors)`` returns a FastAPI app with one HTML page (no
 external CDN: the page is self-contained) and a JSON API, ``POST
-/api/predict``, documented at ``/docs``. The model is loaded once, when the
-app is made; predictions run in worker threads, at most ``max_concurrent`` at
-a time, so the server keeps answering while it classifies. Uploads are
+/api/predict``, documented at ``/docs``. It serves one model or several by
+name (``fma-genre serve``: GTZAN's 10 genres and FMA's 8); the page lets the
+user pick one and ``/api/predict?model=NAME`` asks for it. The models are
+loaded once, before the app is made; predictions run in worker threads, at
+most ``max_concurrent`` at a time whatever the model, so the server keeps
+answering while it classifies. Uploads are
 limited in size (refused from their ``Content-Length`` before they are read,
 or when a chunked body reaches the limit) and checked by content, not by
 name. ``/openapi.json`` declares every status with its body: every error is
@@ -21,14 +24,14 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
-from fastapi import FastAPI, File, HTTPException, Request, UploadFile
+from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
@@ -36,6 +39,7 @@ from starlette.concurrency import run_in_threadpool
 
 from utils import audio
 from utils.audio import seek
+from utils.audio.picture import excerpt_span, window_to_pixels
 from utils.errors import FmaGenreError
 from utils.models.predict import Predictor
 
@@ -69,12 +73,30 @@ class Error(BaseModel):
     detail: str
 
 
+class Model(BaseModel):
+    """A model the server serves: its name (``/api/predict?model=``) and genres, in output order.
+
+    ``picture``: it judges a track on one picture of its excerpt (``window_seconds`` long, the
+    first 30 s of a clip, a longer track's middle 30 s) rather than on windows of ``window_seconds``.
+    ``window_budget``: the most windows a track is judged on, null for every window (or one picture).
+    """
+
+    name: str
+    genres: list[str]
+    picture: bool
+    window_seconds: float
+    window_budget: int | None
+
+
 class Health(BaseModel):
+    """``model``, ``genres`` and ``window_budget``: the default model's (the first of ``models``)."""
+
     status: str
     model: str
     genres: list[str]
     max_upload_mib: float
     window_budget: int | None
+    models: list[Model]
 
 
 class GenreProbability(BaseModel):
@@ -94,13 +116,17 @@ class Segment(BaseModel):
 class Prediction(BaseModel):
     """A track's genre probabilities, its genre over time and a PNG (base64) of its log-Mel spectrogram.
 
-    ``windows_analysed``: how many 3 s windows the track was judged on; ``window_budget``:
-    the most it could be (the server's ``--windows``, spread over the track), or null
-    when every window was (``fma-genre serve --every-window``). ``segments`` cover the
-    analysed windows only.
+    ``model``: the model that judged it. ``windows_analysed``: how many windows the track was
+    judged on (3 s each; one picture for a picture model); ``window_budget``: the most it could
+    be (the server's ``--windows``, spread over the track), or null when every window was
+    (``fma-genre serve --every-window``, or a picture model). ``segments`` cover the analysed
+    windows only. The spectrogram shows ``spectrogram_seconds`` from ``spectrogram_start``: a
+    window model's, the opening of the file; a picture model's, the picture it judged (its
+    128 columns over its excerpt).
     """
 
     path: str
+    model: str
     genre: str
     probability: float
     top: list[GenreProbability]
@@ -108,6 +134,7 @@ class Prediction(BaseModel):
     segments: list[Segment]
     duration: float
     spectrogram_png: str
+    spectrogram_start: float
     spectrogram_seconds: float
     windows_analysed: int
     window_budget: int | None
@@ -116,7 +143,8 @@ class Prediction(BaseModel):
 ERRORS = {400: {"model": Error, "description": "a request that is not a multipart form with a file"},
           413: {"model": Error, "description": "an upload over the size limit"},
           415: {"model": Error, "description": "not an accepted audio format (checked by content)"},
-          422: {"model": Error, "description": "no file field, or an audio file that cannot be decoded or used"}}
+          422: {"model": Error, "description": "no file field, an unknown model, or an audio file that cannot "
+                                                "be decoded or used"}}
 _FORM_OVERHEAD = 64 * 1024  # multipart boundaries and part headers allowed on top of the file, in bytes
 
 
@@ -150,7 +178,13 @@ class UploadLimit:
         await self.app(scope, counted, send)
 
 
-def create_app(predictor: Predictor, config: WebConfig = WebConfig(), model_name: str = "model") -> FastAPI:
+def create_app(predictors: Predictor | Mapping[str, Predictor], config: WebConfig = WebConfig(),
+               model_name: str = "model") -> FastAPI:
+    """The app serving ``predictors``: one (named ``model_name``) or several by name, the first the default."""
+    models = dict(predictors) if isinstance(predictors, Mapping) else {model_name: predictors}
+    if not models:
+        raise ValueError("no model to serve")
+    default = next(iter(models))
     app = FastAPI(title="fma-genre", version="1", description=__doc__.split("\n\n")[0])
     slots = asyncio.Semaphore(config.max_concurrent)
     limit = int(config.max_upload_mib * 1024 * 1024)
@@ -160,7 +194,9 @@ def create_app(predictor: Predictor, config: WebConfig = WebConfig(), model_name
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, err: RequestValidationError) -> JSONResponse:
         # one line, like every other error (FastAPI's default is a list of objects)
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or e['loc'][0]}: {e['msg']}" for e in err.errors())
+        problems = "; ".join(f"unknown model {e['input']!r}; this server has {', '.join(models)}"
+                             if e["loc"] == ("query", "model") else
+                             f"{'.'.join(map(str, e['loc'][1:])) or e['loc'][0]}: {e['msg']}" for e in err.errors())
         return JSONResponse({"detail": f"invalid request: {problems}"}, 422)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -169,23 +205,28 @@ def create_app(predictor: Predictor, config: WebConfig = WebConfig(), model_name
 
     @app.get("/api/health", response_model=Health)
     def health() -> dict:
-        """The model's name and genres."""
-        return {"status": "ok", "model": model_name, "genres": list(predictor.labels),
-                "max_upload_mib": config.max_upload_mib, "window_budget": predictor.max_windows}
+        """The models served, each with its name and genres; the first is the default."""
+        served = [{"name": name, "genres": list(p.labels), "picture": p.frontend.is_picture,
+                   "window_seconds": p.frontend.window_seconds, "window_budget": _budget(p)}
+                  for name, p in models.items()]
+        return {"status": "ok", "model": default, "genres": served[0]["genres"],
+                "max_upload_mib": config.max_upload_mib, "window_budget": served[0]["window_budget"],
+                "models": served}
 
-    @app.post("/api/predict", response_model=Prediction, responses=ERRORS)
     async def predict(file: Annotated[UploadFile, File(description="the audio file; an empty one is refused",
-                                                       json_schema_extra={"minLength": 1})]) -> dict:
-        """Classify an uploaded audio file (MP3, WAV, FLAC, Ogg, M4A, AIFF).
+                                                       json_schema_extra={"minLength": 1})],
+                      model: str = default) -> dict:
+        """Classify an uploaded audio file (MP3, WAV, FLAC, Ogg, M4A, AIFF) with the model named ``model``.
 
         Returns the track's genre probabilities, the top 3, the genre over time
-        (one entry per run of windows with the same top genre) and a PNG of the
-        log-Mel spectrogram of its first ``spectrogram_seconds`` seconds.
-        ``windows_analysed`` says how many 3 s windows the model judged the track
-        on: at most the server's ``window_budget``, spread over the track, or
-        every window (``window_budget`` null, a server started with ``--every-window``).
-        Errors: 413 too large, 415 not an accepted audio format, 422 an audio
-        file that cannot be decoded or used (message says why).
+        (one entry per run of windows with the same top genre) and a PNG of its
+        log-Mel spectrogram: of its first ``spectrogram_seconds`` seconds, or for a
+        picture model the picture it judged. ``windows_analysed`` says how many
+        windows the model judged the track on: at most the server's ``window_budget``,
+        spread over the track, or every window (``window_budget`` null, a server
+        started with ``--every-window``, or a picture model's one picture).
+        Errors: 413 too large, 415 not an accepted audio format, 422 an unknown
+        model or an audio file that cannot be decoded or used (message says why).
         """
         name = Path(file.filename or "upload").name
         suffix = Path(name).suffix.lower() if Path(name).suffix.lower() in audio.AUDIO_EXTENSIONS else ""
@@ -199,14 +240,24 @@ def create_app(predictor: Predictor, config: WebConfig = WebConfig(), model_name
                         raise HTTPException(413, f"{name}: {too_large}")
                     out.write(chunk)
             async with slots:
-                return await run_in_threadpool(_classify, predictor, tmp, name, config)
+                return await run_in_threadpool(_classify, models[model], tmp, name, config, model)
         finally:
             os.unlink(tmp)
 
+    # set here, not in the signature: the served names are known only now, and this module's annotations are
+    # strings that FastAPI evaluates among its globals. The schema lists them; another name is refused unread.
+    predict.__annotations__["model"] = Annotated[Literal[tuple(models)], Query(
+        description="the model that judges it, one of /api/health's models (default: the first)")]
+    app.post("/api/predict", response_model=Prediction, responses=ERRORS)(predict)
     return app
 
 
-def _classify(predictor: Predictor, path: str, name: str, config: WebConfig) -> dict:
+def _budget(predictor: Predictor) -> int | None:
+    """The most windows ``predictor`` judges a track on; None for every window (a picture model's one)."""
+    return None if predictor.frontend.is_picture else predictor.max_windows
+
+
+def _classify(predictor: Predictor, path: str, name: str, config: WebConfig, model: str = "model") -> dict:
     fe = predictor.frontend
     try:
         kind = audio.sniff(path)
@@ -215,23 +266,34 @@ def _classify(predictor: Predictor, path: str, name: str, config: WebConfig) -> 
                 head = f.read(8)
             raise HTTPException(415, f"{name}: not an accepted audio file (starts with {head!r}); "
                                      "send MP3, WAV, FLAC, Ogg, M4A or AIFF")
-        result = predictor.predict_file(path)
-        track = seek.probe(path)
-        n, native = track.n_samples, track.sample_rate
-        shown = min(round(n * fe.sample_rate / native), int(config.spectrogram_seconds * fe.sample_rate))
-        opening = next(seek.excerpts(track, fe.sample_rate, [(0, shown)]))  # the first seconds, decoded again
+        if fe.is_picture:  # the model's one window is the picture to show: no second decode
+            seen: list[np.ndarray] = []
+            result = predictor.predict_file(path, on_frames=seen.append)
+            track = seek.probe(path)
+            n, native = track.n_samples, track.sample_rate
+            start, seconds = excerpt_span(track, fe)
+            spectrogram = picture_png(seen[0])
+        else:
+            result = predictor.predict_file(path)
+            track = seek.probe(path)
+            n, native = track.n_samples, track.sample_rate
+            shown = min(round(n * fe.sample_rate / native), int(config.spectrogram_seconds * fe.sample_rate))
+            opening = next(seek.excerpts(track, fe.sample_rate, [(0, shown)]))  # the first seconds, decoded again
+            start, seconds = 0.0, shown / fe.sample_rate
+            spectrogram = spectrogram_png(predictor.logmel(opening))
     except audio.EmptyFileError:
         raise HTTPException(422, f"{name}: empty file (0 bytes)") from None
     except audio.AudioError as err:
         raise HTTPException(422, f"{name}: {err.problem}") from None
     body = result.to_dict(k=3)
-    body["path"] = name
+    body["path"], body["model"], body["window_budget"] = name, model, _budget(predictor)
     body["duration"] = n / native
     # the last window's frames reach up to a hop past the end (centred frames); the timeline stops at the end
     body["segments"] = [{"start": s, "end": min(e, body["duration"]), "genre": g, "probability": p}
                         for s, e, g, p in result.segments()]
-    body["spectrogram_png"] = spectrogram_png(predictor.logmel(opening))
-    body["spectrogram_seconds"] = shown / fe.sample_rate
+    body["spectrogram_png"] = spectrogram
+    body["spectrogram_start"] = start
+    body["spectrogram_seconds"] = min(seconds, body["duration"] - start)
     return body
 
 
@@ -250,6 +312,18 @@ def spectrogram_png(S: np.ndarray, max_columns: int = 1200) -> str:
     buf = io.BytesIO()
     # zlib level 1: a quarter of the default level's time (about 6 vs 25 ms a request) for ~20 % more bytes
     Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def picture_png(window: np.ndarray) -> str:
+    """A picture model's window, levels 0-255 ``(columns, mels)``, as the base64 PNG of what it saw: one
+    pixel a level, time left to right, low frequencies at the bottom, in viridis (the pictures' colours)."""
+    from matplotlib import colormaps
+    from PIL import Image
+
+    rgb = (colormaps["viridis"](window_to_pixels(window))[..., :3] * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
