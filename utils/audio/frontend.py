@@ -110,6 +110,12 @@ class FrontEnd:
     band_reference: tuple[float, ...] = ()
     band_tolerance: float = 0.0
     band_mean: str = "db"
+    excerpt_seconds: float | None = None
+    peak_range_db: float | None = None
+    columns: int = 0
+    levels: int = 0
+    colours: str = "none"
+    decoder: str = "default"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "band_reference", tuple(float(v) for v in self.band_reference))  # JSON gives a list
@@ -134,6 +140,22 @@ class FrontEnd:
             raise ValueError("need 0 < min_frames <= window_frames and window_hop > 0")
         if not 0 <= self.fmin < (self.fmax or self.sample_rate / 2) <= self.sample_rate / 2:
             raise ValueError(f"need 0 <= fmin < fmax <= sample_rate/2, got {self.fmin}, {self.fmax}")
+        if self.columns and (self.columns != self.window_frames or self.excerpt_seconds is None):
+            raise ValueError(f"a picture of {self.columns} columns needs window_frames == columns and an "
+                             f"excerpt_seconds, got {self.window_frames}, {self.excerpt_seconds}")
+        if self.levels and (self.levels < 2 or self.peak_range_db is None or not self.columns):
+            raise ValueError("levels needs 2 or more steps, a peak_range_db and columns")
+        if self.peak_range_db is not None and not (0 < self.peak_range_db < np.inf and self.log == "db"):
+            raise ValueError(f"peak_range_db must be a positive number of dB with log='db', got {self.peak_range_db}")
+        if self.colours not in ("none", "viridis8") or (self.colours != "none" and self.levels != 256):
+            raise ValueError(f"colours must be 'none', or 'viridis8' with 256 levels, got {self.colours!r}")
+        if self.decoder not in ("default", "libsndfile"):
+            raise ValueError(f"decoder must be 'default' or 'libsndfile', got {self.decoder!r}")
+
+    @property
+    def is_picture(self) -> bool:
+        """True when a track is one picture of its excerpt (:mod:`utils.audio.picture`), not a run of windows."""
+        return self.columns > 0
 
     @property
     def floor(self) -> float:
@@ -142,7 +164,10 @@ class FrontEnd:
 
     @property
     def window_seconds(self) -> float:
-        """Length of one model window in seconds (frame span, without the FFT's overhang)."""
+        """Length of one model window in seconds (frame span, without the FFT's overhang); a picture's
+        window is its whole excerpt."""
+        if self.is_picture:
+            return float(self.excerpt_seconds)
         return self.window_frames * self.hop_length / self.sample_rate
 
     def n_frames(self, n_samples: int) -> int:
@@ -172,6 +197,14 @@ class FrontEnd:
 # log10(1 + 10000 S), 187-frame (3 s) patches.
 MUSICNN = FrontEnd(sample_rate=16000, n_fft=512, hop_length=256, n_mels=96,
                    log="log10_1p", window_frames=187, window_hop=187, min_frames=93)
+
+# fma_small's pictures (../shared/data/fma_small_mel/README.md): librosa.load at the file's rate (44.1 kHz for
+# FMA; other rates are resampled to it), the first 30 s, 128 Mels of a 2048-point STFT hopped by 512, dB re the
+# clip's peak over 80 dB, drawn by librosa.display.specshow into 128 x 128 pixels of 256 colours.
+# min_frames: a clip of at least 1 s.
+FMA_SMALL = FrontEnd(sample_rate=44100, n_fft=2048, hop_length=512, n_mels=128, window_frames=128,
+                     window_hop=128, min_frames=86, excerpt_seconds=30.0, peak_range_db=80.0, columns=128,
+                     levels=256, colours="viridis8", decoder="libsndfile")
 
 
 class LogMel:

@@ -71,6 +71,8 @@ def audible(w: np.ndarray, fe: LevelSettings) -> np.ndarray:
     >>> audible(normalize_level(np.concatenate([quiet, silence]), fe), fe).tolist()
     [True, False]
     """
+    if getattr(fe, "columns", 0):  # a picture's levels are not dB, and a silent file draws none
+        return np.ones(np.shape(w)[:-2], bool)
     threshold = fe.level_db if fe.level == "window" else fe.level_floor_db
     return _mean_db(w, fe) > threshold - 1.0
 

@@ -32,6 +32,7 @@ from utils.models.pooling import mean_per_track
 from utils.models.runtime import cpu_count
 from utils.audio.frontend import FrontEnd, LogMel, stream_windows, window_starts
 from utils.audio.levels import audible, normalize_level
+from utils.audio.picture import picture_file
 
 # Windows a track is judged on by default, spread over it. 12 keeps every window of a 30 s clip (11 at
 # musicnn's 3 s), so clip accuracy is the cross-validated one: 8 lost some of it on artist-grouped folds
@@ -154,9 +155,16 @@ class Predictor:
         first; if none of them is audible, the file is streamed whole after them
         (a budget that fell on silence). ``on_frames`` (which asks for every frame
         of the file) is called with each block of log-Mel frames ``(n, mels)`` as
-        it is computed. Raises :class:`utils.audio.decoder.AudioError` for a file
-        that cannot be used.
+        it is computed. A picture front end (``frontend.columns``) gives one window, the picture
+        of the file's excerpt (:func:`utils.audio.picture.picture_file`), whatever the budget.
+        Raises :class:`utils.audio.decoder.AudioError` for a file that cannot be used.
         """
+        if self.frontend.is_picture:
+            offset, window = picture_file(path, self.frontend, self.logmel)
+            if on_frames is not None:
+                on_frames(window)
+            yield round(offset * self.frontend.sample_rate / self.frontend.hop_length), window
+            return
         if self.max_windows is not None and on_frames is None and offset == 0.0 and duration is None:
             track = seek.probe(path)  # its checks and MP3 index, read once for the length and the excerpts
             starts = self.budget_starts(track)
@@ -252,12 +260,32 @@ class Predictor:
             run.stop()
 
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "default.keras"
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+DEFAULT_MODEL = MODELS_DIR / "default.keras"
+# The shipped models by name: GTZAN's 10 genres (musicnn transfer, the default) and fma_small's 8 (a CNN on
+# fma_small's pictures, utils.audio.frontend.FMA_SMALL)
+SHIPPED = {"gtzan": DEFAULT_MODEL, "fma-small": MODELS_DIR / "fma_small.keras"}
+
+
+def model_path(model: str | Path | None) -> Path:
+    """The ``.keras`` file of a shipped model's name (:data:`SHIPPED`), of a path, or of None (the default).
+
+    Examples
+    --------
+    >>> model_path("fma-small").name
+    'fma_small.keras'
+    >>> model_path("runs/mine/model.keras").as_posix()
+    'runs/mine/model.keras'
+    """
+    if model is None:
+        return DEFAULT_MODEL
+    return SHIPPED.get(str(model), Path(model))
 
 
 def load_predictor(path: str | Path | None = None, runtime: str = "auto", jobs: int | None = None,
                    **options) -> Predictor:
-    """A :class:`Predictor` for a saved model and its card (default: the shipped model).
+    """A :class:`Predictor` for a saved model and its card: a path, a shipped model's name
+    (:func:`model_path`), or None for the default.
 
     Labels, front end and calibration temperature come from the card;
     ``runtime`` picks how the model runs (:func:`utils.models.runtime.load`:
@@ -269,7 +297,7 @@ def load_predictor(path: str | Path | None = None, runtime: str = "auto", jobs: 
     from utils.models import runtime as runtimes
 
     threads = max(1, cpu_count() // (jobs or cpu_count()))
-    runner, card = runtimes.load(path or DEFAULT_MODEL, runtime, threads=threads)
+    runner, card = runtimes.load(model_path(path), runtime, threads=threads)
     return Predictor(runner, card.labels, card.frontend, temperature=card.temperature, **options)
 
 

@@ -9,11 +9,11 @@ by these names; ``"musicnn"`` is the pretrained MSD musicnn with a genre head
 Examples
 --------
 >>> CNN_MODELS
-('cnn', 'crnn', 'parallel', 'short_res')
+('cnn', 'crnn', 'parallel', 'short_res', 'cnn1d')
 >>> "musicnn" in MODELS
 True
 """
-CNN_MODELS: tuple[str, ...] = ("cnn", "crnn", "parallel", "short_res")
+CNN_MODELS: tuple[str, ...] = ("cnn", "crnn", "parallel", "short_res", "cnn1d")
 TRANSFER_MODELS: tuple[str, ...] = ("musicnn",)
 MODELS: tuple[str, ...] = CNN_MODELS + TRANSFER_MODELS
 

@@ -40,7 +40,7 @@ import numpy as np
 from utils.models import backend
 from utils.atomic import write_text
 from utils.models.card import save_keras_atomic
-from utils.models.architectures import build_model
+from utils.models.architectures import build_model, classifier_only
 from utils.models.registry import CNN_MODELS, check_model
 from utils.errors import FmaGenreError
 
@@ -54,7 +54,9 @@ class Augment:
     ``freq_mask_bands`` Mel bands are set to the training mean of each band.
     Mixup (Zhang et al. 2018): each batch is blended with a shuffled copy of
     itself, inputs, targets and weights alike, with weight lambda ~ Beta(alpha, alpha);
-    ``mixup_alpha = 0`` turns it off.
+    ``mixup_alpha = 0`` turns it off. ``time_roll``: each window is rolled in time by a
+    random number of frames (circularly), for inputs whose frames are snapshots with no
+    order to keep, such as fma_small's picture columns.
     """
 
     time_masks: int = 0
@@ -62,10 +64,11 @@ class Augment:
     freq_masks: int = 0
     freq_mask_bands: int = 16
     mixup_alpha: float = 0.0
+    time_roll: bool = False
 
     @property
     def active(self) -> bool:
-        return self.time_masks > 0 or self.freq_masks > 0 or self.mixup_alpha > 0
+        return self.time_masks > 0 or self.freq_masks > 0 or self.mixup_alpha > 0 or self.time_roll
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,11 @@ class TrainConfig:
     comes from the dataset layer as per-window sample weights or batch order.
     ``distribution``: ``"none"``, or ``"data_parallel"`` to split each batch
     over the machine's devices (see :func:`utils.models.backend.data_parallel`).
+    ``schedule``: ``"constant"`` learning rate, or ``"cosine"`` decay to 0 over ``epochs``.
+    ``embedding_weight``: with teacher embeddings given to :func:`train`, the model (built
+    with an embedding head) also learns them, its loss the genre cross-entropy plus this
+    weight times the embedding's mean squared error; the best epoch is chosen on the
+    validation genre loss alone.
     """
 
     model: str = "cnn"
@@ -89,9 +97,15 @@ class TrainConfig:
     balance: str = "none"
     augment: Augment = field(default_factory=Augment)
     distribution: str = "none"
+    schedule: str = "constant"
+    embedding_weight: float = 0.0
 
     def __post_init__(self) -> None:
         check_model(self.model, CNN_MODELS)
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+        if not self.embedding_weight >= 0:
+            raise ValueError(f"embedding_weight must be >= 0, got {self.embedding_weight}")
         if self.distribution not in ("none", "data_parallel"):
             raise ValueError(f"distribution must be 'none' or 'data_parallel', got {self.distribution!r}")
         if self.balance not in ("none", "class_weight"):
@@ -127,6 +141,13 @@ def spec_augment(x: np.ndarray, rng: np.random.Generator, fill: np.ndarray, aug:
     return np.where(masked, fill.astype(np.float32), x)
 
 
+def time_roll(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Roll each window of ``x (n, frames, mels)`` in time by its own random number of frames."""
+    n, frames, _ = x.shape
+    rows = (np.arange(frames)[None, :] - rng.integers(0, frames, (n, 1))) % frames
+    return np.take_along_axis(x, rows[:, :, None], axis=1)
+
+
 def mixup(x: np.ndarray, t: np.ndarray, w: np.ndarray, rng: np.random.Generator, alpha: float):
     """Blend a batch with a shuffled copy of itself (inputs, targets, weights)."""
     lam = np.float32(rng.beta(alpha, alpha))
@@ -141,11 +162,12 @@ class Batches(keras.utils.PyDataset):
     weights into sample weights, and augments when ``augment`` is given. Arrays are
     batched here, reshuffled each epoch if ``shuffle``; a PyDataset keeps its own order.
     The training loop sets ``epoch`` so that randomness depends on (seed, epoch, batch).
+    ``embedding`` (arrays only): a teacher's embedding of each row, appended to its target.
     """
 
     def __init__(self, data, n_classes: int, batch_size: int, seed: int, *, shuffle: bool = False,
                  class_weight: dict[int, float] | None = None, augment: Augment | None = None,
-                 fill: np.ndarray | None = None) -> None:
+                 fill: np.ndarray | None = None, embedding: np.ndarray | None = None) -> None:
         if isinstance(data, keras.utils.PyDataset):
             super().__init__(workers=data.workers, use_multiprocessing=data.use_multiprocessing,
                              max_queue_size=data.max_queue_size)
@@ -158,6 +180,9 @@ class Batches(keras.utils.PyDataset):
                         np.array([class_weight[c] for c in range(n_classes)], np.float32))
         self.augment = augment if augment is not None and augment.active else None
         self.fill = fill
+        if embedding is not None and (self.arrays is None or len(embedding) != len(self.arrays[0])):
+            raise ValueError("embedding needs array data and one row per window")
+        self.embedding = None if embedding is None else np.asarray(embedding, np.float32)
         self.epoch = 0
         self._order: tuple[int, np.ndarray] | None = None
 
@@ -173,6 +198,7 @@ class Batches(keras.utils.PyDataset):
             self._order = (self.epoch, rng.permutation(n) if self.shuffle else np.arange(n))
         # sorted: reads from a memory-mapped x go forward
         idx = np.sort(self._order[1][i * self.batch_size:(i + 1) * self.batch_size])
+        self._rows = idx
         return tuple(a[idx] for a in self.arrays)
 
     def __getitem__(self, i: int):
@@ -186,8 +212,12 @@ class Batches(keras.utils.PyDataset):
             w = w * self.weights[y]
         t = (y[:, None].astype(np.float32) if self.n_classes == 2
              else np.eye(self.n_classes, dtype=np.float32)[y])
+        if self.embedding is not None:
+            t = np.concatenate([t, self.embedding[self._rows]], axis=1)
         if self.augment is not None:
             rng = np.random.default_rng([self.seed, self.epoch, i])
+            if self.augment.time_roll:
+                x = time_roll(x, rng)
             if self.augment.time_masks or self.augment.freq_masks:
                 x = spec_augment(x, rng, self.fill, self.augment)
             if self.augment.mixup_alpha > 0:
@@ -237,8 +267,59 @@ def band_stats(data, max_batches: int = 256, min_std: float = 1.0) -> tuple[np.n
     return mean.astype(np.float32), np.maximum(std, min_std).astype(np.float32)
 
 
-def compile_model(model: keras.Model, learning_rate: float) -> keras.Model:
-    """Adam and cross-entropy: binary for a sigmoid output, categorical for a softmax."""
+@keras.saving.register_keras_serializable(package="fma_genre")
+class GenreAndEmbeddingLoss(keras.losses.Loss):
+    """Categorical cross-entropy on a target's first ``n_classes`` columns plus ``weight`` times the
+    mean squared error on the rest (a teacher's embedding, :func:`utils.models.architectures.cnn1d`)."""
+
+    def __init__(self, n_classes: int, weight: float, name: str = "genre_and_embedding", **kwargs) -> None:
+        super().__init__(name=name, **kwargs)
+        self.n_classes, self.weight = int(n_classes), float(weight)
+
+    def call(self, y_true, y_pred):
+        n = self.n_classes
+        genre = keras.losses.categorical_crossentropy(y_true[:, :n], y_pred[:, :n])
+        return genre + self.weight * keras.ops.mean(keras.ops.square(y_true[:, n:] - y_pred[:, n:]), axis=-1)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "n_classes": self.n_classes, "weight": self.weight}
+
+
+@keras.saving.register_keras_serializable(package="fma_genre")
+class GenreMetric(keras.metrics.Metric):
+    """Accuracy (``kind="accuracy"``) or cross-entropy (``"loss"``) of a target's first ``n_classes``
+    columns, the genre, when an embedding follows them."""
+
+    def __init__(self, n_classes: int, kind: str, name: str | None = None, **kwargs) -> None:
+        super().__init__(name=name or f"genre_{kind}", **kwargs)
+        self.n_classes, self.kind = int(n_classes), kind
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        t, p = y_true[:, :self.n_classes], y_pred[:, :self.n_classes]
+        values = (keras.losses.categorical_crossentropy(t, p) if self.kind == "loss" else
+                  keras.ops.cast(keras.ops.argmax(t, -1) == keras.ops.argmax(p, -1), "float32"))
+        self.total.assign_add(keras.ops.sum(values))
+        self.count.assign_add(keras.ops.cast(keras.ops.shape(values)[0], "float32"))
+
+    def result(self):
+        return self.total / keras.ops.maximum(self.count, 1.0)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "n_classes": self.n_classes, "kind": self.kind}
+
+
+def compile_model(model: keras.Model, learning_rate, n_classes: int | None = None,
+                  embedding_weight: float = 0.0) -> keras.Model:
+    """Adam and cross-entropy: binary for a sigmoid output, categorical for a softmax; with an
+    embedding head (``embedding_weight > 0``), :class:`GenreAndEmbeddingLoss` and genre metrics.
+    ``learning_rate``: a number or a Keras schedule."""
+    if embedding_weight > 0:
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                      loss=GenreAndEmbeddingLoss(n_classes, embedding_weight),
+                      metrics=[GenreMetric(n_classes, "accuracy"), GenreMetric(n_classes, "loss")])
+        return model
     binary = model.output_shape[-1] == 1
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.BinaryCrossentropy() if binary else keras.losses.CategoricalCrossentropy(),
@@ -283,9 +364,10 @@ class _Commit(keras.callbacks.Callback):
         s, config = self.state, self.state["config"]
         logs = {k: float(v) for k, v in (logs or {}).items()}
         s["history"].append({"epoch": epoch, **logs})
-        if s["best_val_loss"] is None or logs["val_loss"] < s["best_val_loss"]:
+        val_loss = logs.get("val_genre_loss", logs["val_loss"])  # with an embedding head: the genre's alone
+        if s["best_val_loss"] is None or val_loss < s["best_val_loss"]:
             save_keras_atomic(self.model, self.run / "best.keras")
-            s.update(best_val_loss=logs["val_loss"], best_epoch=epoch, wait=0)
+            s.update(best_val_loss=val_loss, best_epoch=epoch, wait=0)
         else:
             s["wait"] += 1
         s["stopped_early"] = s["wait"] >= config["patience"]
@@ -310,8 +392,13 @@ def _csv(rows: list[dict]) -> str:
 
 def train(config: TrainConfig, train_data, val_data, n_classes: int, run_dir: str | Path, *,
           class_weight: dict[int, float] | None = None,
-          callbacks: tuple[keras.callbacks.Callback, ...] = (), verbose: int = 0) -> TrainResult:
+          callbacks: tuple[keras.callbacks.Callback, ...] = (), verbose: int = 0,
+          embeddings: tuple[np.ndarray, np.ndarray] | None = None) -> TrainResult:
     """Train ``config.model`` on ``train_data``, stopping early on ``val_data``'s loss.
+
+    ``embeddings``: a teacher's embedding of each training and each validation window (arrays
+    data only), learnt beside the genre when ``config.embedding_weight > 0``; the returned model
+    is the classifier alone (:func:`utils.models.architectures.classifier_only`).
 
     Data: see the module docstring. ``class_weight`` (class -> weight) is used
     with ``balance="class_weight"``; if omitted it is computed from array labels
@@ -336,10 +423,13 @@ def train(config: TrainConfig, train_data, val_data, n_classes: int, run_dir: st
     weights = None if state["class_weight"] is None else {int(c): w for c, w in state["class_weight"].items()}
     if class_weight is not None and class_weight != weights:
         raise RunError(run, f"was started with class weights {weights}, not {class_weight}")
+    if (config.embedding_weight > 0) != (embeddings is not None):
+        raise ValueError("teacher embeddings go with embedding_weight > 0, and only with it")
+    teacher = (None, None) if embeddings is None else embeddings
     train_batches = Batches(train_data, n_classes, config.batch_size, config.seed, shuffle=True,
                             class_weight=weights, augment=config.augment,
-                            fill=np.array(state["band_mean"], np.float32))
-    val_batches = Batches(val_data, n_classes, config.batch_size, config.seed)
+                            fill=np.array(state["band_mean"], np.float32), embedding=teacher[0])
+    val_batches = Batches(val_data, n_classes, config.batch_size, config.seed, embedding=teacher[1])
     parallel = backend.data_parallel() if config.distribution == "data_parallel" else contextlib.nullcontext()
     if not state["done"]:
         backend.seed(config.seed)
@@ -348,14 +438,18 @@ def train(config: TrainConfig, train_data, val_data, n_classes: int, run_dir: st
                 model = keras.saving.load_model(run / state["checkpoint"])
             else:
                 x0 = train_batches[0][0]
+                head = {} if embeddings is None else {"embedding": embeddings[0].shape[1]}
+                rate = (config.learning_rate if config.schedule == "constant" else
+                        keras.optimizers.schedules.CosineDecay(config.learning_rate,
+                                                               config.epochs * len(train_batches)))
                 model = compile_model(build_model(config.model, x0.shape[1:], n_classes,
-                                                  np.array(state["band_mean"]), np.array(state["band_std"])),
-                                      config.learning_rate)
+                                                  np.array(state["band_mean"]), np.array(state["band_std"]), **head),
+                                      rate, n_classes, config.embedding_weight)
             run.mkdir(parents=True, exist_ok=True)
             model.fit(train_batches, validation_data=val_batches, epochs=config.epochs,
                       initial_epoch=state["epoch"], shuffle=False, verbose=verbose,
                       callbacks=[_Commit(run, state, train_batches), *callbacks])
-    return TrainResult(model=keras.saving.load_model(run / "best.keras"),
+    return TrainResult(model=classifier_only(keras.saving.load_model(run / "best.keras")),
                        history=tuple(state["history"]), best_epoch=state["best_epoch"],
                        best_val_loss=state["best_val_loss"], epochs=state["epoch"],
                        stopped_early=state["stopped_early"], class_weight=weights, config=config)

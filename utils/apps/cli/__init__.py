@@ -20,8 +20,8 @@ from utils import __version__
 from utils.apps.cli import quiet
 from utils.errors import FmaGenreError
 
-COMMANDS = ("predict", "organize", "serve", "export", "train", "extract", "spectrograms", "pipeline", "slides",
-            "download", "features", "baselines")  # modules of utils.apps.cli, in --help order
+COMMANDS = ("predict", "organize", "serve", "evaluate", "export", "train", "extract", "spectrograms", "pipeline",
+            "slides", "download", "features", "baselines")  # modules of utils.apps.cli, in --help order
 
 
 def build_parser(commands: tuple[str, ...] = COMMANDS) -> argparse.ArgumentParser:

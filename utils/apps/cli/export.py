@@ -12,15 +12,15 @@ def add(sub: argparse._SubParsersAction) -> None:
                        description="Write MODEL.onnx beside MODEL.keras (Keras' ONNX export, the head's "
                                    "normalisation folded into the graph, stamped with the .keras file's "
                                    "SHA-256) and check that it gives the Keras model's probabilities.")
-    p.add_argument("--model", type=Path, help=MODEL_HELP)
+    p.add_argument("--model", help=MODEL_HELP)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from utils.models.predict import DEFAULT_MODEL
+    from utils.models.predict import model_path
     from utils.models.runtime import export, max_difference
 
-    model = args.model or DEFAULT_MODEL
+    model = model_path(args.model)
     out = export(model)
     print(f"{out}: exported from {model}; largest difference from the Keras model on random windows "
           f"{max_difference(model):.1e}")

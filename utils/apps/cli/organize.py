@@ -19,7 +19,7 @@ def add(sub: argparse._SubParsersAction) -> None:
                                    "moved or changed. Re-running skips files already placed.")
     p.add_argument("sources", nargs="+", type=Path, help="music files or folders")
     p.add_argument("dest", type=Path, help="destination folder")
-    p.add_argument("--model", type=Path, help=MODEL_HELP)
+    p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--mode", choices=("copy", "hardlink", "symlink"), default="copy", help="default: copy")
     p.add_argument("--min-probability", type=float, default=0.0,
                    help="tracks whose top genre is less probable go to DEST/_uncertain/ (default: 0)")

@@ -15,7 +15,8 @@ from utils.apps.cli.arguments import positive_int
 from utils.atomic import check_writable, write_text
 from utils.errors import FmaGenreError
 
-MODEL_HELP = "a .keras model with its .card.json (default: the shipped models/default.keras)"
+MODEL_HELP = ("a shipped model's name, gtzan (GTZAN's 10 genres, the default) or fma-small (fma_small's 8 FMA "
+              "genres), or a .keras model with its .card.json")
 RUNTIME_HELP = ("auto (default): the model's exported .onnx on ONNX Runtime, re-exported if stale, else Keras; "
                 "onnx: only the exported graph; keras: the Keras model")
 JOBS_HELP = ("files decoded at once, and model calls at once on windows batched across files "
@@ -53,7 +54,7 @@ def add(sub: argparse._SubParsersAction) -> None:
                                    "model. Each track is judged on a fixed budget of 3 s windows spread over "
                                    "it (--windows), or on every window (--every-window), in bounded memory.")
     p.add_argument("paths", nargs="+", help="audio files or folders")
-    p.add_argument("--model", type=Path, help=MODEL_HELP)
+    p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
     p.add_argument("--output", type=Path, help="write to this file instead of standard output")
     p.add_argument("--segments", action="store_true",
