@@ -20,6 +20,8 @@ array([10, 30, 50, 70])
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,7 @@ import soxr
 
 from utils.audio import decoder, seek
 from utils.audio.budget import middle_excerpt
-from utils.audio.frontend import FrontEnd, LogMel
+from utils.audio.frontend import FMA_SMALL, FrontEnd, LogMel
 
 _LIBSNDFILE_FORMATS = ("mp3", "wav", "flac", "ogg", "aiff")
 # Level i as the shared pictures hold it: viridis' colour i rounded to 8 bits, read back as the nearest colour of
@@ -46,29 +48,39 @@ def column_frames(n_frames: int, columns: int) -> np.ndarray:
     return ((np.arange(columns) + 0.5) * n_frames / columns).astype(np.int64)
 
 
-def excerpt_span(source: str | os.PathLike | seek.Probe, fe: FrontEnd) -> tuple[float, float | None]:
-    """``(offset, duration)`` in seconds of the excerpt a picture shows: the first ``fe.excerpt_seconds``
-    of a clip that long or shorter, FMA's middle excerpt of a longer track (from its headers' length)."""
-    n, native = seek.length(source)
-    offset, span = middle_excerpt(n / native, fe.excerpt_seconds)
+def excerpt_span(seconds: float, fe: FrontEnd) -> tuple[float, float]:
+    """``(offset, duration)`` in seconds of the excerpt a picture shows of a track ``seconds`` long: the
+    first ``fe.excerpt_seconds`` of a clip that long or shorter, FMA's middle excerpt of a longer track.
+
+    Examples
+    --------
+    >>> excerpt_span(29.98, FMA_SMALL), excerpt_span(241.3, FMA_SMALL)
+    ((0.0, 30.0), (105.0, 30.0))
+    """
+    offset, span = middle_excerpt(seconds, fe.excerpt_seconds)
     return offset, fe.excerpt_seconds if span is None else span
 
 
 def decode_excerpt(path: str | os.PathLike, fe: FrontEnd) -> tuple[float, np.ndarray]:
     """The excerpt of ``path`` a picture shows (:func:`excerpt_span`): its start in seconds, and its
-    samples, mono float32 at ``fe.sample_rate``.
+    samples, mono float32 at ``fe.sample_rate`` (another rate resampled by soxr HQ, as ``librosa.load``).
 
-    With ``fe.decoder == "libsndfile"`` a file libsndfile reads is decoded as ``librosa.load`` does (its
-    channels averaged; seeking to a middle excerpt), anything else by :func:`utils.audio.decoder.load`.
-    Raises :class:`utils.audio.decoder.AudioError` for a file that cannot be used.
+    With ``fe.decoder == "libsndfile"`` a file libsndfile reads is decoded as ``librosa.load`` does
+    (channels averaged; a middle excerpt reached by libsndfile's seek), anything else by
+    :func:`utils.audio.decoder.load` (its length from :func:`utils.audio.seek.length`). The checks of
+    :func:`utils.audio.decoder.decode` come first, so a bad file gets the same one-line
+    :class:`utils.audio.decoder.AudioError`.
     """
-    track = seek.probe(path)
-    offset, duration = excerpt_span(track, fe)
-    y = (_libsndfile(path, offset, duration) if fe.decoder == "libsndfile" and track.fmt in _LIBSNDFILE_FORMATS
-         else None)
-    if y is None:
+    fmt = decoder.sniff(path)
+    problem = decoder.truncation(path, fmt)
+    if problem:
+        raise decoder.TruncatedAudioError(path, problem)
+    read = _libsndfile(path, fe) if fe.decoder == "libsndfile" and fmt in _LIBSNDFILE_FORMATS else None
+    if read is None:
+        n, native = seek.length(path)
+        offset, duration = excerpt_span(n / native, fe)
         return offset, decoder.load(path, fe.sample_rate, offset, duration)
-    samples, native = y
+    offset, samples, native = read
     if samples.size == 0:
         raise decoder.AudioDecodeError(path, "no audio samples")
     decoder.check_samples(path, samples)
@@ -76,20 +88,23 @@ def decode_excerpt(path: str | os.PathLike, fe: FrontEnd) -> tuple[float, np.nda
                     soxr.resample(samples, native, fe.sample_rate, quality="HQ"))
 
 
-def _libsndfile(path, offset: float, duration: float) -> tuple[np.ndarray, int] | None:
-    """``librosa.load(path, sr=None, offset, duration, mono=True)``'s samples and rate; None where
-    libsndfile cannot read the file (the project's decoder then says why, or reads it)."""
+def _libsndfile(path, fe: FrontEnd) -> tuple[float, np.ndarray, int] | None:
+    """The excerpt's offset, and ``librosa.load(path, sr=None, offset, duration, mono=True)``'s samples
+    and rate; None where libsndfile cannot read the file (the project's decoder then reads it or says why)."""
     import soundfile
 
     try:
         with soundfile.SoundFile(os.fspath(path)) as f:
             native = f.samplerate
-            start = int(np.round(native * offset))
-            f.seek(start)
+            offset, duration = excerpt_span(f.frames / native, fe)
+            f.seek(int(np.round(native * offset)))
             y = f.read(frames=int(np.round(native * duration)), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError):
         return None
-    return y.mean(axis=1, dtype=np.float32), native
+    mono = y[:, 0].copy()  # librosa's to_mono, np.mean over channels: added in order, then divided
+    for c in range(1, y.shape[1]):
+        mono += y[:, c]
+    return offset, mono / np.float32(y.shape[1]) if y.shape[1] > 1 else mono, native
 
 
 def picture_levels(y: np.ndarray, fe: FrontEnd, logmel: LogMel | None = None,
@@ -128,6 +143,40 @@ def picture_file(path: str | os.PathLike, fe: FrontEnd, logmel: LogMel | None = 
     cannot be used."""
     offset, y = decode_excerpt(path, fe)
     return offset, picture_levels(y, fe, logmel, source=str(path))
+
+
+def picture_files(paths: Iterable[str | os.PathLike], fe: FrontEnd, prefetch: int = 2
+                  ) -> Iterator[tuple[Path, tuple[float, np.ndarray] | decoder.AudioError]]:
+    """:func:`picture_file` of many files, in order: yields ``(path, (offset, picture))`` or ``(path, error)``.
+
+    A thread decodes up to ``prefetch`` files ahead while the caller's thread computes the pictures
+    (libsndfile, soxr and the FFTs release the GIL): on two cores decoding hides most of the rest.
+    """
+    logmel = LogMel(fe)
+
+    def decode(path: Path):
+        try:
+            return decode_excerpt(path, fe)
+        except decoder.AudioError as err:
+            return err
+
+    def result(path: Path, decoded):
+        if isinstance(decoded, decoder.AudioError):
+            return path, decoded
+        try:
+            return path, (decoded[0], picture_levels(decoded[1], fe, logmel, source=str(path)))
+        except decoder.AudioError as err:
+            return path, err
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
+        queue: list[tuple[Path, Future]] = []
+        for path in map(Path, paths):
+            queue.append((path, pool.submit(decode, path)))
+            if len(queue) > prefetch:
+                done, fut = queue.pop(0)
+                yield result(done, fut.result())
+        for done, fut in queue:
+            yield result(done, fut.result())
 
 
 def window_to_pixels(window: np.ndarray) -> np.ndarray:

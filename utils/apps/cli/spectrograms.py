@@ -43,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if fe.is_picture:
         print(f"{'file':<44} {'from s':>7} {'mean level':>10} {'max':>4}")
-        results = ((path, _picture(path, fe, lm)) for path in files)
+        from utils.audio.picture import picture_files
+
+        results = picture_files(files, fe)
     else:
         print(f"{'file':<44} {'seconds':>8} {'frames':>7} {'mean dB':>8} {'max dB':>7}")
         results = logmel_files(files, lm)
@@ -73,11 +75,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"failed: {err}", file=sys.stderr)
     return 1 if failed else 0
 
-
-def _picture(path: Path, fe: FrontEnd, lm: LogMel):
-    from utils.audio.picture import picture_file
-
-    try:
-        return picture_file(path, fe, lm)
-    except audio.AudioError as err:
-        return err
