@@ -133,11 +133,11 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def quick_config(gtzan_sample):
-    """The pipeline's ``--quick`` run (one epoch) on the 20 GTZAN clips of ``gtzan_sample``."""
+def quick_config():
+    """The pipeline's ``--quick`` run (one epoch, 20 pictures per genre and split) on ../shared/data/fma_small_mel."""
     from utils.apps.pipeline import PipelineConfig
 
-    return PipelineConfig(quick=True, root=str(gtzan_sample))
+    return PipelineConfig(quick=True, root=str(shared_data("fma_small_mel")))
 
 
 @pytest.fixture(scope="session")

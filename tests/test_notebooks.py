@@ -1,12 +1,13 @@
-"""The five notebooks: committed clean and parameterised, executed by the pipeline on GTZAN clips.
+"""The five notebooks: committed clean and parameterised, executed by the pipeline on fma_small's pictures.
 
-The pipeline test runs all five notebooks with papermill on 20 GTZAN clips of
-../shared/data/gtzan_mini (``--quick``: one epoch), once per session, and checks what a run
+The pipeline test runs all five notebooks with papermill on a slice of ../shared/data/fma_small_mel
+(``--quick``: 20 pictures per genre and split, one epoch), once per session, and checks what a run
 must leave behind: executed copies without errors, the reports and figures
 under their stable names, ``run.json``. A run folder is never overwritten
 silently (refused, resumed, or forced). One test executes the committed
 01_eda with nbval (lax), exactly as committed. The executed copies under
-``notebooks/executed/`` (``make notebooks``) must hold the current notebooks' cells.
+``notebooks/executed/`` (``make notebooks``: the full run on fma_small) must hold the current
+notebooks' cells.
 """
 import base64
 import dataclasses
@@ -24,9 +25,8 @@ import papermill
 import pytest
 
 from conftest import shared_data
-from utils.models.registry import CNN_MODELS
 from utils.apps import pipeline
-from utils.apps.notebooks import AUDIO_STUB, publish
+from utils.apps.notebooks import publish
 from utils.apps.pipeline import (FIGURES, NOTEBOOKS, REPORTS, PipelineConfig, PipelineError, RunLayout, run_pipeline,
                                  smoke_test)
 from utils.apps.cli import build_parser, main
@@ -37,7 +37,7 @@ OUTPUT_LIMIT = 10_000  # bytes of outputs a committed notebook may carry
 FILE_LIMIT = 64 * 1024
 EXECUTED_LIMIT = 3 * 1024 * 1024  # bytes of all five executed copies together
 # knobs a notebook keeps at its own default (the pipeline does not set them)
-NOTEBOOK_ONLY = {"model", "balancing", "growth_model", "growth_steps", "n_examples", "transfer"}
+NOTEBOOK_ONLY = {"minority_fraction", "balancing", "growth_steps"}
 QUICK = PipelineConfig(quick=True)  # the parameters of the session's sample_run (conftest.py), on its own root
 # an existing folder: runs refused, or failing, before anything reads it
 ANY_ROOT = PipelineConfig(quick=True, root=str(ROOT / "data" / "sample"))
@@ -53,7 +53,7 @@ def test_committed_notebook_is_parameterised_and_stripped(name):
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and tagged[0] is code[0], "one `parameters` cell, the first code cell"
     # one set-up call, which chooses the backend before anything can import Keras
-    setup = "from utils.apps.notebooks import open_run\n\nlayout = open_run(out_dir, keras_backend"
+    setup = "from utils.apps.notebooks import open_run, read_report\n\nlayout = open_run(out_dir, keras_backend"
     assert code[1].source.startswith(setup)
     assert not [c for c in code if "backend.use(" in c.source or "RunLayout(" in c.source]
     text = "".join(c.source for c in nb.cells)
@@ -94,7 +94,7 @@ def _cells(nb) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_the_executed_copy_is_of_the_current_notebook(name):
-    """notebooks/executed/ is `make notebooks`'s run on the bundled sample; rerun it when a notebook changes."""
+    """notebooks/executed/ is `make notebooks`'s full run on fma_small; rerun it when a notebook changes."""
     executed = nbformat.read(ROOT / "notebooks" / "executed" / f"{name}.ipynb", as_version=4)
     assert _cells(executed) == _cells(nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)), \
         "notebooks/executed/ is stale: run `make notebooks`"
@@ -103,8 +103,8 @@ def test_the_executed_copy_is_of_the_current_notebook(name):
     assert any(o.get("data", {}).get("image/png") for o in outputs)
     assert {c.metadata.papermill.status for c in executed.cells} == {"completed"}
     injected = next(c.source for c in executed.cells if "injected-parameters" in c.metadata.get("tags", []))
-    if "data_root" in injected:  # the 20 GTZAN clips the repository bundled then, named relative to it
-        assert 'data_root = "data/sample/gtzan"' in injected
+    if "data_root" in injected:  # every picture of fma_small's training and validation, named relative
+        assert 'data_root = "../shared/data/fma_small_mel"' in injected and "per_genre = None" in injected
     assert str(ROOT) not in json.dumps(executed)  # paths made relative to the repository
     total = sum((ROOT / "notebooks" / "executed" / f"{n}.ipynb").stat().st_size for n in NOTEBOOKS)
     assert total <= EXECUTED_LIMIT
@@ -117,11 +117,11 @@ def test_publish_refuses_a_run_that_did_not_execute(tmp_path):
 
 
 def test_smoke_test_runs_are_named():
-    assert "--quick" in PipelineConfig(quick=True).smoke_test()
-    assert "bundled sample" in PipelineConfig(root=str(ROOT / "data" / "sample" / "fma" / "audio")).smoke_test()
-    assert PipelineConfig().smoke_test() is None  # the default root: ../shared/data/gtzan_mini
+    assert PipelineConfig(quick=True).smoke_test() == "--quick (1 epoch), a slice of 20 pictures per genre and split"
+    assert PipelineConfig(per_genre=50).smoke_test() == "a slice of 50 pictures per genre and split"
+    assert PipelineConfig().smoke_test() is None  # every picture of ../shared/data/fma_small_mel
     assert smoke_test({"smoke_test": None, "config": {"quick": True}}) is None  # what the run recorded
-    assert "--quick" in smoke_test({"config": {"quick": True, "root": "/data/gtzan_mini"}})  # a run.json from before
+    assert "--quick" in smoke_test({"config": {"quick": True}})  # a run.json from before the field
 
 
 def test_the_kernel_is_this_python():
@@ -148,7 +148,7 @@ def test_the_executed_copies_show_no_library_log_noise(name):
 
 @pytest.mark.slow
 @pytest.mark.timeout(1500)  # the first test to use sample_run pays for the whole run (~3-6 min on 2 cores)
-def test_pipeline_runs_the_five_notebooks_on_the_sample(sample_run):
+def test_pipeline_runs_the_five_notebooks_on_a_slice_of_fma_small(sample_run):
     root, record = sample_run
     assert record["status"] == "ok", {n: e.get("error") for n, e in record["notebooks"].items()}
     assert json.loads((root / "run.json").read_text()) == record
@@ -186,8 +186,7 @@ def test_publish_makes_the_executed_copies_fit_to_commit(sample_run, tmp_path):
         for o in (o for c in nb.cells if c.cell_type == "code" for o in c.outputs):
             if "image/png" in o.get("data", {}):
                 assert Image.open(io.BytesIO(base64.b64decode(o.data["image/png"]))).width <= 600
-    listened = nbformat.read(written[0], as_version=4)
-    assert any(o.get("data", {}).get("text/plain") == AUDIO_STUB for c in listened.cells for o in c.get("outputs", []))
+    assert 'data_root = "../shared/data/fma_small_mel"' in written[0].read_text()  # the shared folder, relative
     executed = sum((root / "notebooks" / p.name).stat().st_size for p in written)
     assert sum(p.stat().st_size for p in written) < executed / 2
 
@@ -197,30 +196,27 @@ def test_pipeline_writes_reports_and_figures_with_stable_names(sample_run):
     root, _ = sample_run
     figures = {p.stem for p in (root / "reports" / "figures").glob("*.png")}
     assert set(FIGURES) <= figures, f"missing: {set(FIGURES) - figures}"
-    for model in QUICK.models:
-        assert f"multiclass_{model}_tracks_confusion" in figures
     assert {n for n in REPORTS} <= {p.name for p in (root / "reports").iterdir()}
-    test = json.loads((root / "reports" / "test_metrics.json").read_text())
-    split = json.loads((root / "reports" / "split.json").read_text())
-    assert test["n_samples"] == 10 and len(test["class_names"]) == 10  # one held-out clip per genre
-    assert "2-fold" in split["how"]
-    results = json.loads((root / "reports" / "results.json").read_text())
-    sources = [r["source"] for r in results["table"]]
-    assert sources.count("ours") == len(QUICK.models) + 4 and sum(s.startswith("published") for s in sources) == 3
-    growth = json.loads((root / "reports" / "genre_growth.json").read_text())
-    assert [s["n_genres"] for s in growth["steps"]] == [2, 4, 8, 10]
-    balancing = json.loads((root / "reports" / "binary_balancing.json").read_text())
-    assert {r["balancing"] for r in balancing["runs"]} == {"none", "class_weight", "oversample"}
+    report = {name: json.loads((root / "reports" / name).read_text()) for name in REPORTS if name.endswith(".json")}
+    split = report["split.json"]
+    assert split["tracks"] == {"training": 160, "validation": 160} and split["artists_in_two_splits"] == 0
+    assert "test" not in split["track_ids"]  # the sealed split is never read
+    assert report["spectrograms.json"]["parity"]["equal"] == 1.0  # 000002.mp3 drawn as its shared picture
+    pair = report["genre_order.json"]["pair"]
+    assert report["binary_metrics.json"]["class_names"] == sorted(pair)
+    assert report["binary_metrics.json"]["n_samples"] == 40  # 20 validation pictures of each genre
+    runs = report["binary_balancing.json"]["runs"]
+    assert [r["training"] for r in runs] == ["all tracks (1:1)", "1:5, none", "1:5, class_weight", "1:5, oversample",
+                                             "1:5, undersample"]
+    assert runs[1]["n_training"] == 24 and runs[3]["n_training"] == 40  # 20 + 4 pictures; 4 repeated to 20
+    assert [s["n_genres"] for s in report["genre_growth.json"]["steps"]] == [2, 4, 8]
+    validation = report["validation_metrics.json"]
+    assert validation["n_samples"] == 160 and len(validation["class_names"]) == 8
+    rows = {r["model"] for r in report["results.json"]["table"]}
+    assert {"majority (most frequent training genre)", "picture statistics + logistic regression",
+            "VGGish (AudioSet) + logistic regression", "04's cnn1d (this run)"} <= rows
     card = json.loads((root / "models" / "best.card.json").read_text())
-    chosen = json.loads((root / "reports" / "multiclass_models.json").read_text())
-    assert card["architecture"] == chosen["best"] and len(card["labels"]) == 10
-    transfer = chosen["transfer"]  # musicnn on the CNNs' split, beside them in 04's table
-    assert transfer["model"] == "musicnn (transfer)" and transfer["n_test_tracks"] == 10
-    tuned = json.loads(Path(transfer["model_path"]).with_suffix(".card.json").read_text())
-    assert tuned["data"]["split"] == split["how"]
-    assert (root / "models" / "best.keras").stat().st_size > 0
-    cached = json.loads((root / "reports" / "spectrograms.json").read_text())
-    assert (cached["n_ok"], cached["n_skipped"], cached["n_windows"]) == (20, 0, 400)
+    assert card["architecture"] == "cnn1d" and len(card["labels"]) == 8 and card["frontend"]["columns"] == 128
 
 
 @pytest.mark.slow
@@ -251,17 +247,14 @@ def test_a_folder_that_is_not_a_run_is_never_touched(tmp_path):
 
 
 @pytest.mark.slow
-def test_force_runs_again_and_keeps_the_cache(quick_config, tmp_path):
+def test_force_runs_again_from_the_start(quick_config, tmp_path):
     root = tmp_path / "run"
     first = run_pipeline(quick_config, root, notebooks=("01_eda",), progress=False, log=lambda line: None)
     assert first["status"] == "partial" and first["notebooks"]["02_spectrograms"]["status"] == "pending"
     (root / "reports" / "stale.json").write_text("{}")
-    (root / "cache").mkdir()
-    (root / "cache" / "frontend.json").write_text("{}")
     again = run_pipeline(quick_config, root, notebooks=("01_eda",), force=True, progress=False, log=lambda line: None)
     assert again["notebooks"]["01_eda"]["status"] == "ok"
     assert not (root / "reports" / "stale.json").exists() and (root / "reports" / "eda.json").exists()
-    assert (root / "cache" / "frontend.json").read_text() == "{}"
 
 
 def test_a_failing_notebook_stops_the_run_and_is_recorded(tmp_path):
@@ -276,21 +269,17 @@ def test_a_failing_notebook_stops_the_run_and_is_recorded(tmp_path):
 
 def test_command_line(tmp_path, capsys):
     parser = build_parser()
-    args = parser.parse_args(["pipeline", "--dataset", "fma", "--root", "data/fma_medium", "--metadata",
-                              "data/fma_metadata/tracks.csv", "--epochs", "60", "--out", "runs/medium"])
+    args = parser.parse_args(["pipeline", "--root", "pictures", "--per-genre", "50", "--epochs", "30",
+                              "--binary-genres", "Folk", "Rock", "--out", "runs/small"])
     config = pipeline_cli.config_from_args(args)
-    assert config.binary_genres == ("Hip-Hop", "Rock") and config.epochs == 60 and config.models == CNN_MODELS
-    params = config.parameters(RunLayout(Path("runs/medium")))
-    assert Path(params["data_root"]).is_absolute() and params["fma_metadata"] == params["metadata"]
-    assert params["out_dir"] == str(Path("runs/medium").resolve())
-    folder = parser.parse_args(["pipeline", "--dataset", "folder", "--root", "x"])
-    assert pipeline_cli.config_from_args(folder).binary_genres is None
-    assert pipeline_cli.config_from_args(parser.parse_args(["pipeline"])).root == PipelineConfig.root
+    assert (config.per_genre, config.epochs, config.binary_genres, config.model) == (50, 30, ("Folk", "Rock"), "cnn1d")
+    params = config.parameters(RunLayout(Path("runs/small")))
+    assert Path(params["data_root"]).is_absolute() and params["vggish"].endswith("pictures/vggish_training_validation.npz")
+    assert params["out_dir"] == str(Path("runs/small").resolve()) and params["per_genre"] == 50
     assert pipeline_cli.config_from_args(parser.parse_args(["pipeline"])) == PipelineConfig()
-    fe = pipeline_cli.config_from_args(parser.parse_args(["pipeline", "--n-mels", "96", "--hop-length", "256"]))
-    assert (fe.n_mels, fe.hop_length) == (96, 256) and fe.parameters(RunLayout(Path("r")))["n_mels"] == 96
-    assert main(["pipeline", "--dataset", "fma"]) == 1
-    assert "needs --root" in capsys.readouterr().err
+    assert PipelineConfig().root.endswith("shared/data/fma_small_mel")
+    quick = pipeline_cli.config_from_args(parser.parse_args(["pipeline", "--quick"])).parameters(RunLayout(Path("r")))
+    assert (quick["per_genre"], quick["epochs"]) == (20, 1)
     with pytest.raises(SystemExit) as done:
         parser.parse_args(["pipeline", "--help"])
     assert done.value.code == 0 and "--resume" in capsys.readouterr().out
@@ -300,9 +289,9 @@ def test_command_line(tmp_path, capsys):
     assert main(["pipeline", "--root", ANY_ROOT.root, "--out", str(taken)]) == 1
     assert "not a pipeline run" in capsys.readouterr().err
     assert main(["pipeline", "--root", str(tmp_path / "absent"), "--out", str(tmp_path / "run")]) == 1
-    assert capsys.readouterr().err.strip().endswith("absent: no such audio folder (GTZAN is not bundled: the default "
-                                                    "reads ../shared/data/gtzan_mini beside the repository; give "
-                                                    "--root DIR)")
+    assert capsys.readouterr().err.strip().endswith(
+        "absent: no such picture folder (fma_small's pictures are not bundled: the default reads "
+        "../shared/data/fma_small_mel beside the repository; give --root DIR)")
     assert not (tmp_path / "run").exists()
 
 
@@ -310,7 +299,7 @@ def test_command_line(tmp_path, capsys):
 def test_committed_eda_notebook_runs_under_nbval(tmp_path):
     # the notebook exactly as committed, run where its relative defaults resolve: ../data (linked to the
     # repository's), ../../shared/data (linked to the shared data folder) and ../runs (inside tmp_path)
-    shared = shared_data("gtzan_mini").parents[1]
+    shared = shared_data("fma_small_mel").parents[1]
     repo = tmp_path / "repo"
     (repo / "notebooks").mkdir(parents=True)
     shutil.copy(ROOT / "notebooks" / "01_eda.ipynb", repo / "notebooks")

@@ -5,7 +5,7 @@ import Keras::
 
     from utils.apps.notebooks import open_run
 
-    layout = open_run(out_dir, keras_backend, cache_dir)
+    layout = open_run(out_dir, keras_backend)
 
 :func:`publish` turns the executed notebooks of a pipeline run into the copies
 committed under ``notebooks/executed/`` (``make notebooks``): outputs kept,
@@ -20,16 +20,16 @@ import re
 import sys
 from pathlib import Path
 
-from utils.apps.pipeline import NOTEBOOKS, REPO, PipelineError, RunLayout
+from utils.apps.pipeline import NOTEBOOKS, REPO, REPORTS, PipelineError, RunLayout
 from utils.atomic import write_text
+from utils.data.datasets import SHARED_DATA
 from utils.models import backend
 
 INLINE_DPI = 72  # figures drawn inline; the PNG files under reports/figures keep their own dpi
 AUDIO_STUB = "[audio player left out of this copy: run the notebook to listen]"
 
 
-def open_run(out_dir: str | os.PathLike, keras_backend: str = "tensorflow",
-             cache_dir: str | os.PathLike | None = None) -> RunLayout:
+def open_run(out_dir: str | os.PathLike, keras_backend: str = "tensorflow") -> RunLayout:
     """Set up a notebook of the pipeline; returns the run folder's :class:`RunLayout`.
 
     Selects the Keras backend first (a process has one, fixed when Keras is
@@ -51,11 +51,22 @@ def open_run(out_dir: str | os.PathLike, keras_backend: str = "tensorflow",
     if shell is not None:
         shell.run_line_magic("matplotlib", "inline")
     matplotlib.rcParams["figure.dpi"] = INLINE_DPI
-    layout = RunLayout(Path(out_dir), Path(cache_dir) if cache_dir else None)
+    layout = RunLayout(Path(out_dir))
     layout.figures.mkdir(parents=True, exist_ok=True)
     print(f"Python: {sys.executable}, Keras backend: {keras_backend}\n"
-          f"run: {layout.root.resolve()}\ncache: {layout.cache.resolve()}")
+          f"run: {layout.root.resolve()}")
     return layout
+
+
+def read_report(layout: RunLayout, name: str) -> dict:
+    """The JSON report ``name`` an earlier notebook wrote into the run; :class:`FileNotFoundError` naming that
+    notebook (:data:`utils.apps.pipeline.REPORTS`) when it has not run."""
+    import json
+
+    path = layout.reports / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; run notebooks/{REPORTS[name]}.ipynb into {layout.root} first")
+    return json.loads(path.read_text())
 
 
 def shrink_png(data: str, max_width: int = 800) -> str:
@@ -91,15 +102,17 @@ def publish(run: str | os.PathLike, dest: str | os.PathLike, max_width: int = 80
     Figures are shrunk (:func:`shrink_png`), audio players are replaced by
     :data:`AUDIO_STUB`, relative links in markdown are rebased so they still
     lead to the same file from a ``dest`` inside the checkout
-    (:func:`rebase_links`), and the absolute paths of this checkout and of the
-    Python environment become relative (``data/sample/...``, ``runs/NAME/...``
-    for a run inside the checkout, ``.venv/...``). Raises :class:`PipelineError`
+    (:func:`rebase_links`), and the absolute paths of this checkout, of the
+    shared data beside it and of the Python environment become relative
+    (``data/sample/...``, ``runs/NAME/...`` for a run inside the checkout,
+    ``../shared/data/...``, ``.venv/...``). Raises :class:`PipelineError`
     naming a notebook the run has not executed.
     """
     import nbformat
 
     run = Path(run).resolve()
-    replace = sorted({f"{REPO}/": "", f"{sys.prefix}/": ".venv/", str(REPO): "."}.items(),
+    replace = sorted({f"{REPO}/": "", f"{sys.prefix}/": ".venv/", str(REPO): ".",
+                      f"{SHARED_DATA.resolve()}/": "../shared/data/"}.items(),
                      key=lambda kv: -len(kv[0]))
     written, inside = [], Path(dest).resolve().is_relative_to(REPO)
     for name in NOTEBOOKS:

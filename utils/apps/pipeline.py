@@ -1,23 +1,24 @@
 """Run the five notebooks in order with papermill: one command, one run folder.
 
-``fma-genre pipeline --dataset gtzan --root ../shared/data/gtzan_mini --out runs/gtzan``
-executes ``notebooks/01_eda`` ... ``05_evaluation`` with the same parameters
-and writes everything one run made into its own folder (:class:`RunLayout`)::
+``fma-genre pipeline --out runs/fma_small`` executes ``notebooks/01_eda`` ...
+``05_evaluation`` on fma_small's pictures (``../shared/data/fma_small_mel``:
+FMA's official split, training and validation; the test split is sealed) with
+the same parameters and writes everything one run made into its own folder
+(:class:`RunLayout`)::
 
     runs/<name>/
       run.json                 parameters, start and end times, status of each notebook
       notebooks/0N_*.ipynb     the executed copies (papermill)
       logs/0N_*.log            what each notebook printed (stdout and stderr)
       reports/*.json           metrics, split, tables; reports/figures/*.png the figures
-      models/best.keras        the chosen model with its card (best.card.json)
-      training/<run>/          checkpoints of every training run (resumable)
-      cache/                   the spectrogram cache (unless --cache names another)
-      features.csv             hand-crafted features of the baselines
+      models/best.keras        04's 8-genre model with its card (best.card.json)
+      training/<run>/          each model trained (model.keras + card; training/: checkpoints, resumable)
 
-A run folder is never overwritten silently: an existing one is refused
-unless ``--resume`` (finish it: notebooks already executed are skipped,
-training and extraction resume where they stopped) or ``--force`` (run every
-notebook again; the files a run makes are replaced, the cache is kept).
+The pictures are read where they are (7,194 PNGs load in about 10 s), so a run
+has no cache of its own. A run folder is never overwritten silently: an existing
+one is refused unless ``--resume`` (finish it: notebooks already executed are
+skipped, training resumes where it stopped) or ``--force`` (run every notebook
+again; the files a run makes are replaced).
 
 ``--out s3://bucket/prefix/<name>`` runs in the local folder ``--work``
 (default ``runs/<name>``), papermill writes each executed notebook straight
@@ -41,41 +42,38 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from utils.atomic import write_atomic
-from utils.audio.frontend import FrontEnd
 from utils.data.datasets import SHARED_DATA
+from utils.data.vggish import VGGISH
 from utils.apps.s3 import exists as _s3_exists
 from utils.apps.s3 import is_s3, upload
 from utils.errors import FmaGenreError
-from utils.models.registry import CNN_MODELS
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data" / "sample"
 NOTEBOOKS_DIR = REPO / "notebooks"
 NOTEBOOKS = ("01_eda", "02_spectrograms", "03_binary_cnn", "04_multiclass_cnn", "05_evaluation")
 RECORD_FORMAT = 1
+QUICK_PER_GENRE = 20  # --quick: pictures per genre and split
 # Stable names of what the notebooks write: reports/figures/<name>.png and reports/<file>, each with the
 # notebook that makes it (the slides name the notebook when a figure is missing). Besides these, 03 and 04
 # write experiment.run's per-run figures and metrics: binary_{tracks,windows}_* and
 # multiclass_<model>_{tracks,windows}_{confusion,confusion_normalized,per_class_f1,reliability[,learning_curves]}.
 FIGURES = {name: nb for nb, names in {
-    "01_eda": ("eda_class_balance", "eda_clip_durations", "eda_fma_class_balance", "eda_fma_durations",
-               "eda_fma_bit_rates", "eda_fma_genre_tree", "eda_waveforms"),
-    "02_spectrograms": ("spectrograms_per_genre", "frontend_n_fft", "frontend_hop_length", "frontend_n_mels",
-                        "frontend_log", "mean_spectrograms", "mean_spectra", "genre_distances"),
-    "03_binary_cnn": ("binary_tracks_learning_curves", "binary_tracks_confusion", "binary_tracks_reliability",
-                      "binary_balancing"),
-    "04_multiclass_cnn": ("multiclass_models", "multiclass_learning_curves", "genre_growth"),
-    "05_evaluation": ("test_confusion", "test_confusion_normalized", "test_per_class_f1", "test_reliability",
-                      "test_examples"),
+    "01_eda": ("eda_class_balance", "eda_tracks_per_artist", "eda_levels", "eda_pictures"),
+    "02_spectrograms": ("picture_steps", "picture_parity", "mean_spectra", "genre_distances"),
+    "03_binary_cnn": ("binary_learning_curves", "binary_confusion", "binary_reliability", "binary_balancing"),
+    "04_multiclass_cnn": ("multiclass_learning_curves", "multiclass_confusion_normalized", "genre_growth"),
+    "05_evaluation": ("validation_confusion", "validation_confusion_normalized", "validation_per_class_f1",
+                      "validation_reliability", "validation_baselines"),
 }.items() for name in names}
 REPORTS = {name: nb for nb, names in {
     "01_eda": ("eda.json", "split.json"), "02_spectrograms": ("spectrograms.json", "genre_order.json"),
-    "03_binary_cnn": ("binary_tracks_metrics.json", "binary_balancing.json"),
-    "04_multiclass_cnn": ("multiclass_models.json", "genre_growth.json"),
-    "05_evaluation": ("test_metrics.json", "results.json", "results.md", "test_predictions.json"),
+    "03_binary_cnn": ("binary_metrics.json", "binary_balancing.json"),
+    "04_multiclass_cnn": ("multiclass_metrics.json", "multiclass_models.json", "genre_growth.json"),
+    "05_evaluation": ("validation_metrics.json", "results.json", "results.md"),
 }.items() for name in names}
-# what a run makes, removed by --force; the cache is kept (costly, and it checks itself)
-_GENERATED = ("run.json", "notebooks", "logs", "reports", "models", "training", "features.csv")
+# what a run makes, removed by --force
+_GENERATED = ("run.json", "notebooks", "logs", "reports", "models", "training")
 _UPLOADED = ("run.json", "reports", "models", "logs")
 
 
@@ -85,10 +83,9 @@ class PipelineError(FmaGenreError):
 
 @dataclass(frozen=True)
 class RunLayout:
-    """Where a run keeps what it makes (see the module docstring); ``cache_dir`` overrides ``<root>/cache``."""
+    """Where a run keeps what it makes (see the module docstring)."""
 
     root: Path
-    cache_dir: Path | None = None
 
     @property
     def record(self) -> Path:
@@ -118,77 +115,54 @@ class RunLayout:
     def training(self) -> Path:
         return self.root / "training"
 
-    @property
-    def cache(self) -> Path:
-        return self.cache_dir or self.root / "cache"
-
-    @property
-    def features(self) -> Path:
-        return self.root / "features.csv"
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
     """The parameters every notebook receives (paths are made absolute before the run).
 
-    ``quick`` shrinks the run for a smoke test (one epoch, fewer windows and
-    shorter audio excerpts); its numbers mean nothing. ``sample_rate`` ...
-    ``window_hop`` are the :class:`~utils.audio.frontend.FrontEnd`'s (02 builds
-    the cache with them; later notebooks read them from the cache and the model card).
+    ``root``: fma_small's pictures laid out ``<split>/<Genre>/<track_id>.png`` with ``tracks.csv``
+    beside them (default: ``../shared/data/fma_small_mel``, never bundled); only ``training`` and
+    ``validation`` are read. ``per_genre``: that many pictures per genre and split (a slice, for CI);
+    None: all. ``binary_genres``: 03's pair (None: the two most distinct of 02). ``quick`` shrinks the
+    run for a smoke test (one epoch, 20 pictures per genre and split); its numbers mean nothing.
+    ``shipped_model``: the model 05 judges when it exists (else 04's, and 05 says so).
     """
 
-    dataset: str = "gtzan"
-    root: str = str(SHARED_DATA / "gtzan_mini")  # GTZAN is never bundled: read beside the repository
-    metadata: str | None = None
-    subset: str = "medium"
+    dataset: str = "fma_small"
+    root: str = str(SHARED_DATA / "fma_small_mel")  # the pictures are never bundled: read beside the repository
     genres: tuple[str, ...] | None = None
-    binary_genres: tuple[str, ...] | None = ("classical", "metal")
-    models: tuple[str, ...] = CNN_MODELS
-    epochs: int = 3
-    batch_size: int = 32
-    patience: int = 5
+    binary_genres: tuple[str, ...] | None = None
+    per_genre: int | None = None
+    model: str = "cnn1d"
+    epochs: int = 12
+    batch_size: int = 64
+    patience: int = 12
     keras_backend: str = "tensorflow"
     seed: int = 0
-    folds: int = 5
-    repeats: int = 1
-    features: str | None = None
-    cache: str | None = None
+    shipped_model: str = "fma-small"
+    sample_clip: str = str(SAMPLE / "fma" / "audio" / "000" / "000002.mp3")
     quick: bool = False
-    sample_rate: int = FrontEnd.sample_rate
-    n_fft: int = FrontEnd.n_fft
-    hop_length: int = FrontEnd.hop_length
-    n_mels: int = FrontEnd.n_mels
-    window_frames: int = FrontEnd.window_frames
-    window_hop: int = FrontEnd.window_hop
 
     def smoke_test(self) -> str | None:
-        """Why this run's numbers mean nothing, or None: ``--quick``, or the bundled sample (10 FMA clips)."""
-        reasons = (["--quick (1 epoch, fewer windows)"] if self.quick else []) + \
-            (["the bundled sample (10 clips)"] if Path(self.root).resolve().is_relative_to(SAMPLE) else [])
+        """Why this run's numbers mean little, or None: ``--quick``, or a slice of the pictures."""
+        per_genre = QUICK_PER_GENRE if self.quick and self.per_genre is None else self.per_genre
+        reasons = (["--quick (1 epoch)"] if self.quick else []) + \
+            ([f"a slice of {per_genre} pictures per genre and split"] if per_genre is not None else [])
         return ", ".join(reasons) or None
 
     def parameters(self, layout: RunLayout) -> dict:
         """The papermill parameters of the notebooks (each gets the ones it declares)."""
-        metadata = _absolute(self.metadata)
-        genres_csv = Path(metadata).with_name("genres.csv") if metadata else None
-        sample_meta = SAMPLE / "fma" / "metadata"
+        root = _absolute(self.root)
         return {
-            "dataset": self.dataset, "data_root": _absolute(self.root), "metadata": metadata,
-            "subset": self.subset, "genres": list(self.genres) if self.genres else None,
+            "dataset": self.dataset, "data_root": root,
+            "vggish": str(Path(root) / VGGISH), "sample_clip": _absolute(self.sample_clip),
+            "genres": list(self.genres) if self.genres else None,
             "binary_genres": list(self.binary_genres) if self.binary_genres else None,
-            "models": list(self.models), "epochs": 1 if self.quick else self.epochs,
-            "batch_size": self.batch_size, "patience": 1 if self.quick else self.patience,
-            "keras_backend": self.keras_backend, "seed": self.seed, "folds": self.folds,
-            "repeats": self.repeats, "out_dir": str(layout.root.resolve()),
-            "cache_dir": str(layout.cache.resolve()), "features_csv": _absolute(self.features),
-            # 01 shows real FMA metadata: the dataset's own, else the bundled Rock / Hip-Hop export
-            "fma_metadata": metadata if self.dataset == "fma" and metadata else
-            str(sample_meta / "fma-rock-vs-hiphop.csv.gz"),
-            "fma_genres": str(genres_csv) if genres_csv and genres_csv.exists() else str(sample_meta / "genres.csv"),
-            "max_windows": 200 if self.quick else 2000, "listen_seconds": 2.0 if self.quick else 5.0,
-            "eda_max_files": 50 if self.quick else 200,
-            "sample_rate": self.sample_rate, "n_fft": self.n_fft, "hop_length": self.hop_length,
-            "n_mels": self.n_mels, "window_frames": self.window_frames, "window_hop": self.window_hop,
+            "per_genre": QUICK_PER_GENRE if self.quick and self.per_genre is None else self.per_genre,
+            "model": self.model, "epochs": 1 if self.quick else self.epochs, "batch_size": self.batch_size,
+            "patience": 1 if self.quick else self.patience, "keras_backend": self.keras_backend,
+            "seed": self.seed, "shipped_model": self.shipped_model, "out_dir": str(layout.root.resolve()),
         }
 
 
@@ -197,7 +171,7 @@ def smoke_test(record: dict) -> str | None:
     if "smoke_test" in record:
         return record["smoke_test"]
     config = record.get("config", {})  # a run.json written before the field
-    return PipelineConfig(root=config.get("root", ""), quick=bool(config.get("quick"))).smoke_test()
+    return PipelineConfig(quick=bool(config.get("quick")), per_genre=config.get("per_genre")).smoke_test()
 
 
 def _absolute(path: str | None) -> str | None:
@@ -298,10 +272,9 @@ def run_pipeline(config: PipelineConfig, out: str | os.PathLike, *, work: str | 
     else:
         root = Path(out)
     if not Path(config.root).is_dir():
-        raise PipelineError(f"{config.root}: no such audio folder" + (
-            " (GTZAN is not bundled: the default reads ../shared/data/gtzan_mini beside the repository; "
-            "give --root DIR)" if config.dataset == "gtzan" else ""))
-    layout = RunLayout(root, Path(config.cache) if config.cache else None)
+        raise PipelineError(f"{config.root}: no such picture folder (fma_small's pictures are not bundled: the "
+                            "default reads ../shared/data/fma_small_mel beside the repository; give --root DIR)")
+    layout = RunLayout(root)
     parameters = config.parameters(layout)
     record = _prepare(layout, out, parameters, resume, force)
     python = check_kernel(kernel_name)

@@ -47,7 +47,7 @@ def transfer_row(outcome: TransferOutcome) -> dict:
             "n_test_tracks": t["n_samples"]}
 
 
-def plot_comparison(rows: pd.DataFrame, by: str, title: str) -> Figure:
+def plot_comparison(rows: pd.DataFrame, by: str, title: str, ylabel: str = "test (tracks)") -> Figure:
     """Bars of accuracy, balanced accuracy and macro-F1 per ``by`` (mean, with the standard
     deviation over runs as error bars where there are several)."""
     import seaborn as sns
@@ -56,7 +56,7 @@ def plot_comparison(rows: pd.DataFrame, by: str, title: str) -> Figure:
     fig = Figure(figsize=(2.5 + 1.4 * rows[by].nunique(), 4), layout="constrained")
     ax = fig.subplots()
     sns.barplot(long, x=by, y="value", hue="metric", errorbar="sd", ax=ax)
-    ax.set(ylim=(0, 1), xlabel="", ylabel="test (tracks)")
+    ax.set(ylim=(0, 1), xlabel="", ylabel=ylabel)
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=3, fontsize=8, frameon=False)
     fig.suptitle(title)
     return fig
@@ -115,7 +115,7 @@ def genre_growth(cache, order: Sequence[str], split: Split, config, run_root: st
     return pd.DataFrame(rows)
 
 
-def plot_growth(rows: pd.DataFrame, title: str = "") -> Figure:
+def plot_growth(rows: pd.DataFrame, title: str = "", ylabel: str = "test (tracks)") -> Figure:
     """Accuracy and macro-F1 against the number of genres, with chance (1 / n) for scale."""
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.subplots()
@@ -127,7 +127,7 @@ def plot_growth(rows: pd.DataFrame, title: str = "") -> Figure:
                     textcoords="offset points", xytext=(4, 6), fontsize=7)
     ax.set_xscale("log", base=2)
     ax.set_xticks(rows.n_genres, [str(n) for n in rows.n_genres])
-    ax.set(ylim=(0, 1.05), xlabel="number of genres (most distinct first)", ylabel="test (tracks)",
+    ax.set(ylim=(0, 1.05), xlabel="number of genres (most distinct first)", ylabel=ylabel,
            title=title or "From binary to multiclass: genre growth")
     ax.legend(loc="lower left")
     return fig
