@@ -10,7 +10,6 @@ from utils.data.datasets import SHARED_DATA
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
-SHARED = SHARED_DATA
 # what each folder of ../shared/data holds, for the skip line of a test that needs it
 SHARED_FOLDERS = {
     "gtzan_mini": "GTZAN clips, not redistributable",
@@ -24,7 +23,7 @@ SAMPLE_TRACKS = SAMPLE / "fma" / "metadata" / "tracks.csv"
 
 def shared_data(name: str) -> Path:
     """``../shared/data/<name>``, or skip the calling test with one line that names the folder it needs."""
-    folder = SHARED / name
+    folder = SHARED_DATA / name
     if not folder.is_dir():
         pytest.skip(f"needs ../shared/data/{name} ({SHARED_FOLDERS[name]}): absent")
     return folder

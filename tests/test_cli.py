@@ -27,7 +27,7 @@ def test_spectrograms_of_a_folder(sample, capsys, tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
 
 
-def test_bad_files_are_listed_and_fail_the_exit_code(sample, capsys, tmp_path):
+def test_bad_files_are_listed_and_fail_the_exit_code(capsys, tmp_path):
     bad = tmp_path / "broken.mp3"
     bad.write_bytes(b"")
     rc = main(["spectrograms", str(TINY_MODEL_CLIPS["Rock"]), str(bad)])

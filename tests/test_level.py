@@ -99,12 +99,13 @@ def test_band_level_brings_a_filtered_copy_close_to_its_source(rock):
 
 
 @pytest.mark.skipif(not conditions.available(), reason="needs ffmpeg (apt-get install ffmpeg)")
-def test_power_band_means_move_a_low_bitrate_mp3_less(fma_wavs, tmp_path):
+def test_power_band_means_move_a_low_bitrate_mp3_less(gtzan_wavs, tmp_path):
     """FFmpeg's MP3 at 16 kbit/s zeroes cells here and there (spectral holes): they drag a band's dB mean
-    down, and band normalisation then boosts the whole band; its mean power hardly moves."""
+    down, and band normalisation then boosts the whole band; its mean power hardly moves. On GTZAN's
+    uncompressed clips: the FMA clips were MP3s already, with holes of their own."""
     import subprocess
 
-    for src in fma_wavs[1:3]:
+    for src in [p for p in gtzan_wavs if p.parent.name in ("blues", "jazz")][::2]:
         mp3 = tmp_path / f"{src.stem}.mp3"
         subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-c:a", "libmp3lame", "-b:a", "16k", str(mp3)],
                        check=True)

@@ -5,7 +5,8 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-from conftest import ROOT, SHARED, SHARED_FOLDERS, shared_data
+from conftest import ROOT, SHARED_FOLDERS, shared_data
+from utils.data.datasets import SHARED_DATA
 
 # audio, pictures and the arrays pictures or embeddings are stored in
 MEDIA = {".wav", ".mp3", ".flac", ".ogg", ".m4a", ".aac", ".au", ".aif", ".aiff", ".opus",
@@ -41,9 +42,9 @@ def test_no_committed_media_file_is_a_copy_of_the_shared_data():
     sizes = set(ours.values())
     # hash only the shared files a committed file could equal: same size
     theirs: dict[str, list[Path]] = {}
-    for f in SHARED.rglob("*"):
+    for f in SHARED_DATA.rglob("*"):
         if f.suffix.lower() in MEDIA and f.is_file() and f.stat().st_size in sizes:
-            theirs.setdefault(sha1(f), []).append(f.relative_to(SHARED))
+            theirs.setdefault(sha1(f), []).append(f.relative_to(SHARED_DATA))
     copies = {str(p): [str(s) for s in theirs[digest]] for p in ours
               if (digest := sha1(ROOT / p)) in theirs
               and any(p.parent.parent != BUNDLED or s != BUNDLED_SOURCE / p.relative_to(BUNDLED)
@@ -51,4 +52,4 @@ def test_no_committed_media_file_is_a_copy_of_the_shared_data():
     assert copies == {}, f"committed copies of ../shared/data: {copies}"
     bundled = [p for p in ours if p.parent.parent == BUNDLED]
     assert len(bundled) == 10 and all(
-        sha1(ROOT / p) == sha1(SHARED / BUNDLED_SOURCE / p.relative_to(BUNDLED)) for p in bundled)
+        sha1(ROOT / p) == sha1(SHARED_DATA / BUNDLED_SOURCE / p.relative_to(BUNDLED)) for p in bundled)
