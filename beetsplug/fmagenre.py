@@ -19,7 +19,7 @@ leaves every item untouched or fully updated.
 Configuration (beets' ``config.yaml``, every key optional)::
 
     fmagenre:
-        model: default         # a shipped model's name or a .keras file with its .card.json
+        model: gtzan           # a shipped model's name (gtzan, fma-small) or a .keras file with its .card.json
         windows: 12            # 3 s windows a track is judged on
         min_probability: 0.5   # --write-genre fills genres only at least this sure
         write_genre: no        # --write-genre by default
@@ -54,7 +54,7 @@ class Settings:
 
     Attributes
     ----------
-    model : a shipped model's name or a ``.keras`` path, as :func:`~utils.models.predict.load_predictor` takes it
+    model : a shipped model's name or a ``.keras`` file's absolute path (:func:`utils.apps.tags.model_name`)
     windows : the window budget per track
     min_probability : the least probability at which ``genres`` is filled
     write_genre : fill beets' ``genres`` field
@@ -114,9 +114,8 @@ class FmaGenrePlugin(BeetsPlugin):
 
     def __init__(self) -> None:
         super().__init__()
-        # windows: the Predictor's DEFAULT_BUDGET unless set, read when a command runs
-        self.config.add({"model": "default", "min_probability": 0.5, "write_genre": False, "names": "model",
-                         "auto": False})
+        # model: the shipped default, windows: the Predictor's DEFAULT_BUDGET, unless set (read when a command runs)
+        self.config.add({"min_probability": 0.5, "write_genre": False, "names": "model", "auto": False})
         self._predictors: dict[tuple[str, int], Predictor] = {}
         if self.config["auto"].get(bool):
             self.register_listener("import_task_files", self.imported)
@@ -146,11 +145,12 @@ class FmaGenrePlugin(BeetsPlugin):
         from utils.models.predict import DEFAULT_BUDGET
 
         windows = self.config["windows"].get(int) if self.config["windows"].exists() else DEFAULT_BUDGET
-        chosen = {"model": self.config["model"].as_str(), "windows": windows,
+        model = self.config["model"].as_str() if self.config["model"].exists() else None
+        chosen = {"model": model, "windows": windows,
                   "min_probability": self.config["min_probability"].as_number(),
                   "write_genre": self.config["write_genre"].get(bool), "names": self.config["names"].get()}
         chosen.update({k: v for k, v in options.items() if v is not None})
-        settings = Settings(**chosen)
+        settings = Settings(**{**chosen, "model": tags.model_name(chosen["model"])})
         if settings.windows < 1:
             raise ui.UserError(f"fmagenre: windows must be 1 or more, got {settings.windows}")
         if not 0.0 <= settings.min_probability <= 1.0:
@@ -191,16 +191,14 @@ class FmaGenrePlugin(BeetsPlugin):
         key = (settings.model, settings.windows)
         if key not in self._predictors:
             try:
-                self._predictors[key] = load_predictor(None if settings.model == "default" else settings.model,
-                                                       max_windows=settings.windows)
+                self._predictors[key] = load_predictor(settings.model, max_windows=settings.windows)
             except FmaGenreError as err:
                 raise ui.UserError(f"fmagenre: {err}") from None
         return self._predictors[key]
 
     def classify(self, lib: Library, items: Sequence[Item], settings: Settings, tally: Tally, show: bool) -> None:
         """Classify ``items`` and update each (fields, then file and row) as its result comes; count in ``tally``."""
-        model = tags.model_name(settings.model)
-        todo = [item for item in items if settings.force or item.get("fmagenre_model") != model]
+        todo = [item for item in items if settings.force or item.get("fmagenre_model") != settings.model]
         tally.skipped += len(items) - len(todo)
         if not todo:
             return
@@ -213,7 +211,7 @@ class FmaGenrePlugin(BeetsPlugin):
                 continue
             name = tags.genre_name(result.genre, settings.names)
             probability = float(result.probabilities.max())
-            item.update({"fmagenre": name, "fmagenre_probability": probability, "fmagenre_model": model,
+            item.update({"fmagenre": name, "fmagenre_probability": probability, "fmagenre_model": settings.model,
                          "fmagenre_taxonomy": taxonomy})
             outcome = _genre_outcome(item, settings, probability)
             if outcome == "filled":
@@ -227,7 +225,7 @@ class FmaGenrePlugin(BeetsPlugin):
                               f"{settings.min_probability}")
             else:
                 self._log.info("{}: {} {:.2f}", item.filepath, name, probability)
-            written = tags.GenreTags(name if outcome == "filled" else None, name, probability, model)
+            written = tags.GenreTags(name if outcome == "filled" else None, name, probability, settings.model)
             with _uninterrupted():  # the file, the row and the count change together
                 if not settings.pretend:
                     try:

@@ -16,7 +16,7 @@ import pytest
 from mutagen.id3 import ID3
 
 from utils.apps import tags
-from utils.models.predict import load_predictor
+from utils.models.predict import DEFAULT_MODEL, load_predictor
 
 BEET = Path(sys.executable).with_name("beet")
 WINDOWS = 2  # a small budget keeps each run to seconds; the interrupted run takes the default, to be slower
@@ -100,13 +100,13 @@ def test_pretend_shows_changes_and_changes_nothing(library):
     run = library.beet("fmagenre", "-p", "-w", "--write-genre", "--force")
     assert library.digests() == before  # the database and every file, byte for byte
     assert run.stdout.count("  fmagenre: ") == 10 and run.stdout.count("  fmagenre_probability: ") == 10
-    assert "would classify 10 of 10 items with default" in run.stdout
+    assert "would classify 10 of 10 items with gtzan" in run.stdout
 
 
 def test_write_stores_fields_fills_empty_genres_and_tags_files(library):
     before = library.items()
     run = library.beet("fmagenre", "--write-genre", "-w")
-    assert "classified 10 of 10 items with default" in run.stdout
+    assert "classified 10 of 10 items with gtzan" in run.stdout
     after = library.items()
     predictor = load_predictor(max_windows=WINDOWS)  # the plugin's answer is the Predictor's, budget and all
     direct = {str(path): result for path, result in predictor.predict_files([Path(p) for p in after])}
@@ -116,7 +116,7 @@ def test_write_stores_fields_fills_empty_genres_and_tags_files(library):
         probability = float(item["fmagenre_probability"])
         assert item["fmagenre"] == direct[path].genre
         assert probability == pytest.approx(float(direct[path].probabilities.max()), abs=1e-4)
-        assert item["fmagenre_model"] == "default" and item["fmagenre_taxonomy"] == "gtzan"
+        assert item["fmagenre_model"] == "gtzan" and item["fmagenre_taxonomy"] == "gtzan"
         assert complete(item)
         if was["genres"]:  # a genre of the user's is kept (no --force)
             assert item["genres"] == was["genres"] and file_tags(item["path"])["genre"] == was["genres"]
@@ -142,7 +142,7 @@ def test_skips_items_done_by_the_same_model(library, tmp_path):
     other = tmp_path / "models" / "other.keras"  # the shipped model under another name: another model
     other.parent.mkdir()
     for suffix in (".keras", ".card.json", ".onnx"):
-        shutil.copy(Path(tags.__file__).parents[2] / "models" / f"default{suffix}", other.with_suffix(suffix))
+        shutil.copy(DEFAULT_MODEL.with_suffix(suffix), other.with_suffix(suffix))
     library.beet("fmagenre", "-m", str(other), "--names", "fma")
     items = library.items().values()
     assert {item["fmagenre_model"] for item in items} == {str(other)}

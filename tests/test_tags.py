@@ -9,8 +9,8 @@ from mediafile import MediaFile
 from utils import audio
 from utils.apps import tags
 
-WRITTEN = tags.GenreTags(genre="Hip-Hop", prediction="hiphop", probability=0.87654, model="default")
-NAMESPACED = {"FMA_GENRE": "hiphop", "FMA_GENRE_PROBABILITY": "0.8765", "FMA_GENRE_MODEL": "default"}
+WRITTEN = tags.GenreTags(genre="Hip-Hop", prediction="hiphop", probability=0.87654, model="gtzan")
+NAMESPACED = {"FMA_GENRE": "hiphop", "FMA_GENRE_PROBABILITY": "0.8765", "FMA_GENRE_MODEL": "gtzan"}
 
 
 def namespaced(path) -> dict[str, str]:
@@ -47,7 +47,7 @@ def test_genre_and_namespaced_tags_where_players_look(clips, suffix, tmp_path):
     assert namespaced(path) == NAMESPACED
     assert audio.load(path, 16000).shape == audio.load(clips[suffix], 16000).shape  # the audio is untouched
     tags.write_tags(path, tags.GenreTags(prediction="rock", probability=0.5))  # None leaves a tag as it is
-    assert MediaFile(path).genres == ["Hip-Hop"] and namespaced(path)["FMA_GENRE_MODEL"] == "default"
+    assert MediaFile(path).genres == ["Hip-Hop"] and namespaced(path)["FMA_GENRE_MODEL"] == "gtzan"
     assert namespaced(path)["FMA_GENRE"] == "rock" and namespaced(path)["FMA_GENRE_PROBABILITY"] == "0.5000"
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temporary file left
 
@@ -74,6 +74,8 @@ def test_genre_names_in_either_taxonomy():
 
 
 def test_model_names(tmp_path):
-    assert tags.model_name(None) == tags.model_name("default") == "default"
+    from utils.models.predict import DEFAULT_MODEL
+
+    assert tags.model_name(None) == tags.model_name("gtzan") == tags.model_name(DEFAULT_MODEL) == "gtzan"
     assert tags.model_name("fma-small") == "fma-small"
     assert tags.model_name(tmp_path / "m.keras") == str(tmp_path / "m.keras")

@@ -158,11 +158,11 @@ def taxonomy(labels: Iterable[str], names: str | Mapping[str, str] = "model") ->
 
 
 def model_name(model: str | os.PathLike | None) -> str:
-    """The name a model's results are recorded under (:data:`MODEL`, beets' ``fmagenre_model``):
-    a shipped model's name as given (``default``; None is ``default``), a model file's absolute path."""
-    if model is None:
-        return "default"
-    text = os.fspath(model)
-    if os.sep in text or text.endswith(".keras") or Path(text).exists():
-        return str(Path(text).resolve())
-    return text
+    """The name a model's results are recorded under (:data:`MODEL`, beets' ``fmagenre_model``): a shipped
+    model's name (:data:`utils.models.predict.SHIPPED`; None, the default, is ``gtzan``), also when it is
+    given by its file, else the model file's absolute path. Either is a ``model`` that
+    :func:`~utils.models.predict.load_predictor` takes."""
+    from utils.models.predict import SHIPPED, model_path
+
+    path = model_path(model).resolve()
+    return next((name for name, shipped in SHIPPED.items() if shipped.resolve() == path), str(path))
