@@ -245,7 +245,7 @@ def create_app(predictors: Predictor | Mapping[str, Predictor], config: WebConfi
             os.unlink(tmp)
 
     # set here, not in the signature: the served names are known only now, and this module's annotations are
-    # strings that FastAPI evaluates among its globals. The schema lists them; another name is refused unread.
+    # strings that FastAPI evaluates among its globals. The schema lists them; another name gets 422.
     predict.__annotations__["model"] = Annotated[Literal[tuple(models)], Query(
         description="the model that judges it, one of /api/health's models (default: the first)")]
     app.post("/api/predict", response_model=Prediction, responses=ERRORS)(predict)

@@ -38,11 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from utils.models.predict import SHIPPED, load_predictor
 
     given = args.model or list(SHIPPED)
-    names = [m if m in SHIPPED else Path(m).stem for m in given]  # what the page and ?model= call them
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise FmaGenreError(f"two models named {', '.join(twice)} (a model's name is its file's stem): "
-                            "give each once, or copy one to another name")
+    names = model_names(given)
     config = WebConfig(args.max_upload_mib, args.max_concurrent)
     try:  # before loading the model: a port in use is known at once
         sock = listen(args.host, args.port)
@@ -59,3 +55,22 @@ def run(args: argparse.Namespace) -> int:
         # requests still running 5 s after Ctrl-C or SIGTERM are cut short (their temp files removed)
         uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5)).run(sockets=[sock])
     return 0
+
+
+def model_names(given: list[str]) -> list[str]:
+    """What the page and ``/api/predict?model=`` call each model given: a shipped model's name, else its
+    file's stem. Raises :class:`FmaGenreError` when two get the same name.
+
+    Examples
+    --------
+    >>> model_names(["fma-small", "runs/mine/model.keras"])
+    ['fma-small', 'model']
+    """
+    from utils.models.predict import SHIPPED
+
+    names = [m if m in SHIPPED else Path(m).stem for m in given]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise FmaGenreError(f"two models named {', '.join(twice)} (a model's name is its file's stem): "
+                            "give each once, or copy one to another name")
+    return names
