@@ -24,6 +24,7 @@ test: install
 # each benchmark writes reports/benchmarks_<name>.json + .md; render_docs copies the tables into README.md
 bench: install
 	$(BIN)/python benchmarks/frontend.py
+	$(BIN)/python benchmarks/picture.py
 	$(BIN)/python benchmarks/cache.py
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/predict.py
@@ -31,7 +32,7 @@ bench: install
 	$(BIN)/python scripts/render_docs.py
 
 # notebooks/executed/: the five notebooks run on every fma_small picture of ../shared/data/fma_small_mel
-# (training and validation; the pipeline's defaults, cnn1d, 12 epochs), outputs kept, made fit to commit
+# (training and validation; the pipeline's defaults: cnn1d, 4 epochs), outputs kept, made fit to commit
 notebooks: install
 	$(BIN)/fma-genre pipeline --out runs/executed --force
 	$(BIN)/python -m utils.apps.notebooks runs/executed notebooks/executed

@@ -135,9 +135,9 @@ class PipelineConfig:
     binary_genres: tuple[str, ...] | None = None
     per_genre: int | None = None
     model: str = "cnn1d"
-    epochs: int = 12
+    epochs: int = 4
     batch_size: int = 64
-    patience: int = 12
+    patience: int = 4
     keras_backend: str = "tensorflow"
     seed: int = 0
     shipped_model: str = "fma-small"
