@@ -54,6 +54,7 @@ NOTEBOOKS_DIR = REPO / "notebooks"
 NOTEBOOKS = ("01_eda", "02_spectrograms", "03_binary_cnn", "04_multiclass_cnn", "05_evaluation")
 RECORD_FORMAT = 1
 QUICK_PER_GENRE = 20  # --quick: pictures per genre and split
+KERNEL_START_SECONDS = 600  # papermill's 60 s default fails on a loaded machine, where importing TensorFlow is slow
 # Stable names of what the notebooks write: reports/figures/<name>.png and reports/<file>, each with the
 # notebook that makes it (the slides name the notebook when a figure is missing). Besides these, 03 and 04
 # write experiment.run's per-run figures and metrics: binary_{tracks,windows}_* and
@@ -309,6 +310,7 @@ def run_pipeline(config: PipelineConfig, out: str | os.PathLike, *, work: str | 
                 papermill.execute_notebook(
                     str(source), target, parameters={k: v for k, v in parameters.items() if k in wanted},
                     kernel_name=kernel_name, cwd=str(notebooks_dir), progress_bar=progress,
+                    start_timeout=KERNEL_START_SECONDS,
                     stdout_file=logfile, stderr_file=logfile)
         except papermill.PapermillExecutionError as err:
             entry.update(status="failed", error=f"cell {err.exec_count}: {err.ename}: {err.evalue}")
