@@ -271,7 +271,7 @@ def _classify(predictor: Predictor, path: str, name: str, config: WebConfig, mod
             result = predictor.predict_file(path, on_frames=seen.append)
             track = seek.probe(path)
             n, native = track.n_samples, track.sample_rate
-            start, seconds = excerpt_span(track, fe)
+            start, seconds = excerpt_span(n / native, fe)
             spectrogram = picture_png(seen[0])
         else:
             result = predictor.predict_file(path)
