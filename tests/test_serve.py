@@ -1,5 +1,5 @@
-"""``fma-genre serve`` as a user runs it: a real server process, its limits, its options, its OpenAPI
-document checked by schemathesis (all checks), and how it stops."""
+"""``fma-genre serve`` as a user runs it: a real server process with two models, its limits, its options,
+its OpenAPI document checked by schemathesis (all checks), and how it stops."""
 from __future__ import annotations
 
 import os
@@ -15,22 +15,25 @@ from pathlib import Path
 import httpx
 import pytest
 
+from test_web import picture_model  # noqa: F401  (a fixture: the stand-in picture model)
 from utils.apps.cli import main
 from utils.apps.web import WebConfig
+from utils.models.predict import SHIPPED
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT_MIB = 2
 
 
 class Server:
-    """``python -m utils.apps.cli serve --port 0`` in a process of its own, with its own temp folder."""
+    """``python -m utils.apps.cli serve --port 0`` in a process of its own, with its own temp folder;
+    ``models``: each given with ``--model``, none for the default (the shipped models)."""
 
-    def __init__(self, model: Path, tmp: Path, *options: str) -> None:
+    def __init__(self, models: list[Path], tmp: Path, *options: str) -> None:
         self.tmp = tmp
         tmp.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": str(ROOT)}
         self.proc = subprocess.Popen([sys.executable, "-m", "utils.apps.cli", "serve", "--port", "0",
-                                      "--model", str(model), *options],
+                                      *(f"--model={m}" for m in models), *options],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         line = self.proc.stdout.readline()  # "fma-genre: serving on http://127.0.0.1:PORT ..."
         found = re.search(r"http://[\d.]+:\d+", line)
@@ -47,10 +50,39 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model, tmp_path_factory):
-    srv = Server(tiny_model, tmp_path_factory.mktemp("serve_tmp"), "--max-upload-mib", str(LIMIT_MIB))
+def server(tiny_model, picture_model, tmp_path_factory):
+    srv = Server([tiny_model, picture_model], tmp_path_factory.mktemp("serve_tmp"), "--max-upload-mib", str(LIMIT_MIB))
     yield srv
     srv.stop()
+
+
+def test_each_model_served_answers_by_its_name(server, fma_mp3s):
+    health = httpx.get(f"{server.url}/api/health", timeout=10).json()
+    assert [(m["name"], len(m["genres"])) for m in health["models"]] == [("tiny", 2), ("fma_small", 8)]
+    for name, genres in (("tiny", 2), ("fma_small", 8)):
+        with open(fma_mp3s[0], "rb") as f:
+            r = httpx.post(f"{server.url}/api/predict", params={"model": name}, files={"file": (fma_mp3s[0].name, f)},
+                           timeout=60)
+        assert r.status_code == 200 and r.json()["model"] == name and len(r.json()["probabilities"]) == genres
+    r = httpx.post(f"{server.url}/api/predict?model=fma-small", files={"file": ("a.mp3", b"ID3")}, timeout=10)
+    assert r.status_code == 422 and r.json() == {
+        "detail": "invalid request: unknown model 'fma-small'; this server has tiny, fma_small"}
+
+
+def test_by_default_both_shipped_models_are_served(tmp_path, fma_mp3s):
+    if not SHIPPED["fma-small"].exists():
+        pytest.skip(f"the shipped fma-small model {SHIPPED['fma-small'].name} is not in models/ yet")
+    srv = Server([], tmp_path)
+    try:
+        health = httpx.get(f"{srv.url}/api/health", timeout=10).json()
+        assert [(m["name"], len(m["genres"]), m["picture"]) for m in health["models"]] == [
+            ("gtzan", 10, False), ("fma-small", 8, True)]
+        with open(fma_mp3s[0], "rb") as f:
+            r = httpx.post(f"{srv.url}/api/predict?model=fma-small", files={"file": (fma_mp3s[0].name, f)}, timeout=60)
+        body = r.json()
+        assert r.status_code == 200 and body["windows_analysed"] == 1 and len(body["segments"]) == 1
+    finally:
+        srv.stop()
 
 
 def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_sent(server):
@@ -129,6 +161,12 @@ def test_every_option_is_checked_at_start(option, value, message, capsys):
         WebConfig(max_upload_mib=-1) if option == "--max-upload-mib" else WebConfig(max_concurrent=0)
 
 
+def test_two_models_of_one_name_are_one_line(capsys):
+    assert main(["serve", "--port", "0", "--model", "runs/a/model.keras", "--model", "runs/b/model.keras"]) == 1
+    assert capsys.readouterr().err == ("fma-genre: error: two models named model (a model's name is its file's "
+                                       "stem): give each once, or copy one to another name\n")
+
+
 def test_a_port_in_use_is_one_line_and_exit_2(tiny_model, capsys):
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
@@ -143,7 +181,7 @@ def test_a_port_in_use_is_one_line_and_exit_2(tiny_model, capsys):
 def test_sigterm_stops_the_server_during_a_prediction_and_leaves_no_temp_file(tiny_model, tmp_path, fma_wavs):
     long_wav = tmp_path / "long.wav"
     _repeat_wav(fma_wavs[0], long_wav, times=20)  # ten minutes: a prediction that takes a while
-    srv = Server(tiny_model, tmp_path / "tmp", "--max-upload-mib", "200")
+    srv = Server([tiny_model], tmp_path / "tmp", "--max-upload-mib", "200")
     try:
         answered = []
 
