@@ -96,9 +96,13 @@ def test_genre_tags_go_into_the_copies_only(predictor, library, tmp_path):
     original = library / "single.mp3"
     tags_before = mutagen.File(original, easy=True).tags
     dest = tmp_path / "tagged"
-    placed = {p.source.name: p for p in organize(predictor, [library], dest, OrganizeConfig(write_tags=True))}
+    config = OrganizeConfig(write_tags=True, model="tiny")
+    placed = {p.source.name: p for p in organize(predictor, [library], dest, config)}
     copy = dest / placed["single.mp3"].destination
     assert mutagen.File(copy, easy=True)["genre"] == [placed["single.mp3"].genre]
+    namespaced = {f.desc: f.text for f in mutagen.File(copy).tags.getall("TXXX")}  # utils.apps.tags, as beets'
+    assert namespaced["FMA_GENRE_PROBABILITY"] == [f"{placed['single.mp3'].probability:.4f}"]
+    assert namespaced["FMA_GENRE_MODEL"] == ["tiny"]
     assert mutagen.File(original, easy=True).tags == tags_before
     with pytest.raises(ValueError, match="a link would change your original"):
         OrganizeConfig(mode="hardlink", write_tags=True)

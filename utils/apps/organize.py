@@ -47,13 +47,14 @@ class OrganizeError(FmaGenreError):
 class OrganizeConfig:
     """How to organise: ``mode`` (copy, hardlink or symlink), ``min_probability`` (below it a
     track goes to ``_uncertain/``), ``write_tags`` (genre tags in the copies, :mod:`utils.apps.tags`),
-    ``dry_run``, ``model`` (the model's name written into the tags, :func:`utils.apps.tags.model_name`)."""
+    ``dry_run``, ``model`` (the model's name written into the tags, :func:`utils.apps.tags.model_name`;
+    None writes none)."""
 
     mode: str = "copy"
     min_probability: float = 0.0
     write_tags: bool = False
     dry_run: bool = False
-    model: str = "default"
+    model: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
