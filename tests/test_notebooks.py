@@ -62,7 +62,7 @@ def test_committed_notebook_is_parameterised_and_stripped(name):
     assert sum(len(json.dumps(c.outputs)) for c in code) <= OUTPUT_LIMIT
     assert path.stat().st_size <= FILE_LIMIT
     declared = set(papermill.inspect_notebook(str(path)))
-    assert {"keras_backend", "out_dir", "seed"} <= declared
+    assert {"keras_backend", "out_dir"} <= declared
     given = set(QUICK.parameters(RunLayout(Path("runs/x"))))
     assert declared <= given | NOTEBOOK_ONLY, f"parameters the pipeline cannot set: {declared - given - NOTEBOOK_ONLY}"
 
