@@ -147,9 +147,9 @@ def markdown(report: dict) -> str:
     else:
         grown = [f"Accuracy against the number of genres ({growth['model']}, most distinct first, on the same "
                  f"split; notebook 04's run, `{growth['source']}`, with the notebooks' shorter training):", "",
-                 "| genres | added | accuracy | macro-F1 | chance |", "|---|---|---|---|---|"] + [
-            f"| {s['n_genres']} | {s['added']} | {pct(s['accuracy'])} | {s['macro_f1']:.3f} | {pct(s['chance'])} |"
-            for s in growth["steps"]]
+                 "| genres | added | training tracks | accuracy | macro-F1 | chance |", "|---|---|---|---|---|---|"] + [
+            f"| {s['n_genres']} | {s['added']} | {s['n_training']:,} | {pct(s['accuracy'])} | {s['macro_f1']:.3f} "
+            f"| {pct(s['chance'])} |" for s in growth["steps"]]
     keep = report["pictures_keep"]
     return "\n".join([
         *rows, "", f"<small>{m['selection']}</small>", "", *genres, "", *grown, "", *anchors, "",
