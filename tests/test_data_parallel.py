@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TINY_MODEL_CLIPS
+
 ROOT = Path(__file__).resolve().parents[1]
 
 TRAIN = textwrap.dedent("""

@@ -48,7 +48,7 @@ def tracks(tmp_path_factory, fma_mp3s, fma_wavs) -> pd.DataFrame:
     for wav, flac in zip(fma_wavs, flacs):
         y, sr = sf.read(wav, dtype="int16")
         sf.write(flac, y, sr)
-    files = [*fma_mp3s, corrupt, *flacs, *fma_wavs]
+    files = [*fma_mp3s, *flacs, *fma_wavs, corrupt]
     ids = [f.stem if f.suffix == ".mp3" else f"{f.suffix[1]}{f.stem}" for f in files]  # flac f000002, wav w000002
     return pd.DataFrame({"track_id": ids, "path": [str(f) for f in files], "label": [None] * len(files)})
 
