@@ -24,8 +24,8 @@ def test_numbers_come_from_the_reports(tmp_path):
 
 def test_a_missing_figure_names_its_notebook(tmp_path):
     deck = tmp_path / "deck.md"
-    deck.write_text("# t\n\n---\n\n![x](figures/test_confusion.png)\n")
-    with pytest.raises(SlideError, match="slide 2: figures/test_confusion.png .*notebooks/05_evaluation.ipynb"):
+    deck.write_text("# t\n\n---\n\n![x](figures/validation_confusion.png)\n")
+    with pytest.raises(SlideError, match="slide 2: figures/validation_confusion.png .*notebooks/05_evaluation.ipynb"):
         build(deck, [tmp_path], tmp_path / "out", pdf=False)
 
 
