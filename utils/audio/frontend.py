@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -359,10 +359,18 @@ def logmel_files(paths: Iterable[str | Path], lm: LogMel, prefetch: int = 2,
         except audio.AudioError as err:
             return err
 
+    for path, decoded in prefetched(paths, decode, prefetch):
+        yield result(path, decoded)
+
+
+def prefetched(paths: Iterable[str | Path], decode: Callable[[Path], object], prefetch: int = 2
+               ) -> Iterator[tuple[Path, object]]:
+    """``(path, decode(path))`` for each path, in order, ``decode`` running in one background thread
+    up to ``prefetch`` files ahead of the caller (``prefetch <= 0``: in the calling thread)."""
     paths = (Path(p) for p in paths)
     if prefetch <= 0:
         for path in paths:
-            yield result(path, decode(path))
+            yield path, decode(path)
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
         queue: list[tuple[Path, Future]] = []
@@ -370,9 +378,9 @@ def logmel_files(paths: Iterable[str | Path], lm: LogMel, prefetch: int = 2,
             queue.append((path, pool.submit(decode, path)))
             if len(queue) > prefetch:
                 done, fut = queue.pop(0)
-                yield result(done, fut.result())
+                yield done, fut.result()
         for done, fut in queue:
-            yield result(done, fut.result())
+            yield done, fut.result()
 
 
 def stream_windows(frame_blocks: Iterable[np.ndarray], fe: FrontEnd,

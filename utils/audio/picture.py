@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,7 @@ import soxr
 
 from utils.audio import decoder, seek
 from utils.audio.budget import middle_excerpt
-from utils.audio.frontend import FMA_SMALL, FrontEnd, LogMel
+from utils.audio.frontend import FrontEnd, LogMel, prefetched
 
 _LIBSNDFILE_FORMATS = ("mp3", "wav", "flac", "ogg", "aiff")
 # Level i as the shared pictures hold it: viridis' colour i rounded to 8 bits, read back as the nearest colour of
@@ -54,6 +53,7 @@ def excerpt_span(seconds: float, fe: FrontEnd) -> tuple[float, float]:
 
     Examples
     --------
+    >>> from utils.audio.frontend import FMA_SMALL
     >>> excerpt_span(29.98, FMA_SMALL), excerpt_span(241.3, FMA_SMALL)
     ((0.0, 30.0), (105.0, 30.0))
     """
@@ -168,15 +168,8 @@ def picture_files(paths: Iterable[str | os.PathLike], fe: FrontEnd, prefetch: in
         except decoder.AudioError as err:
             return path, err
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
-        queue: list[tuple[Path, Future]] = []
-        for path in map(Path, paths):
-            queue.append((path, pool.submit(decode, path)))
-            if len(queue) > prefetch:
-                done, fut = queue.pop(0)
-                yield result(done, fut.result())
-        for done, fut in queue:
-            yield result(done, fut.result())
+    for path, decoded in prefetched(paths, decode, prefetch):
+        yield result(path, decoded)
 
 
 def window_to_pixels(window: np.ndarray) -> np.ndarray:
